@@ -1,0 +1,3 @@
+"""SSCN: exemplar-based colorization with a Semantic-Sparse Colorization Network."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,110 @@
+"""The ``sscn`` command: ``colorize``, ``demo``, ``train``, ``evaluate``.
+
+Mistakes a user can make (a missing file, a gray reference, a bad parameter, a corrupt
+checkpoint) end with one line that says what to do, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from .errors import SSCNError
+
+
+def _colorize(args) -> int:
+    from .checkpoint import load_model
+    from .colorize import colorize, save_image
+    from .data import load_image
+
+    started = time.perf_counter()
+    target, reference = load_image(args.target), load_image(args.reference)
+    model = load_model(args.checkpoint, k=args.k, r=args.r, dense=True if args.dense else None)
+    loaded = time.perf_counter()
+    result = colorize(model, target, reference, size=args.size, seed=args.seed)
+    done = time.perf_counter()
+    out = Path(args.output or Path(args.target).with_name(Path(args.target).stem + "_colorized.jpg"))
+    save_image(result.rgb, out)
+    print(
+        f"wrote {out} ({result.rgb.shape[2]} x {result.rgb.shape[1]}); load {loaded - started:.2f} s, "
+        f"colorize {done - loaded:.2f} s, save {time.perf_counter() - done:.2f} s"
+    )
+    return 0
+
+
+def _demo(args) -> int:
+    from .demo import run_demo
+
+    run_demo(out=args.output, checkpoint=args.checkpoint, size=args.size, show=args.show)
+    return 0
+
+
+def _train(args) -> int:
+    import json
+
+    from .train import config_from_args, train
+
+    summary = train(config_from_args(args))
+    print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))
+    return 0
+
+
+def _evaluate(args) -> int:
+    from .evaluate import run_cli
+
+    return run_cli(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sscn", description="Exemplar-based colorization (SSCN).")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("colorize", help="colorize TARGET with the colours of REFERENCE")
+    p.add_argument("target", help="the photo to colorize (colour photos are made gray first)")
+    p.add_argument("reference", help="a colour photo whose colours to use")
+    p.add_argument("-o", "--output", help="output image (.jpg or .png); default TARGET_colorized.jpg")
+    p.add_argument("--size", type=int, default=256, help="working size: the long side the network sees (multiple of 16)")
+    p.add_argument("--k", type=int, default=None, help="top-k CAM tokens (default: the checkpoint's)")
+    p.add_argument("--r", type=int, default=None, help="random tokens (default: the checkpoint's)")
+    p.add_argument("--dense", action="store_true", help="attend to every reference token")
+    p.add_argument("--checkpoint", default=None, help="a .pt checkpoint (default: the bundled one)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the r random tokens")
+    p.set_defaults(func=_colorize)
+
+    p = sub.add_parser("demo", help="colorize the built-in sample photos and write one figure")
+    p.add_argument("-o", "--output", default="sscn-demo.png", help="figure to write (default sscn-demo.png)")
+    p.add_argument("--checkpoint", default=None)
+    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--show", action="store_true", help="also open a window with the figure")
+    p.set_defaults(func=_demo)
+
+    p = sub.add_parser("train", help="train SSCN (resumes from OUT_DIR/last.pt)")
+    from .train import add_arguments as train_arguments
+
+    train_arguments(p)
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("evaluate", help="score a checkpoint and baselines with the self-augmentation protocol")
+    from .evaluate import add_arguments as evaluate_arguments
+
+    evaluate_arguments(p)
+    p.set_defaults(func=_evaluate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except SSCNError as exc:
+        print(f"sscn {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"sscn {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

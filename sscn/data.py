@@ -1,0 +1,519 @@
+"""Images in, tensors out: robust loading, image-folder datasets, the built-in sample
+photos and the Imagenette download.
+
+Every image becomes an sRGB float tensor ``3 x H x W`` in [0, 1]; datasets serve the
+network's inputs (``gray_l``, ``ab``, normalised Lab, see ``sscn.color``) and, for
+training and evaluation, a self-augmentation reference ``ref_lab`` (``sscn.augment``).
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tarfile
+import tempfile
+import urllib.parse
+import urllib.request
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .augment import ALL_REFERENCE_KINDS, make_reference
+from .color import rgb_to_lab_norm, split_lab
+from .errors import SSCNError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+# The ten Imagenette classes (fast.ai), by ImageNet WordNet id.
+IMAGENETTE_CLASSES = {
+    "n01440764": "tench",
+    "n02102040": "English springer",
+    "n02979186": "cassette player",
+    "n03000684": "chain saw",
+    "n03028079": "church",
+    "n03394916": "French horn",
+    "n03417042": "garbage truck",
+    "n03425413": "gas pump",
+    "n03445777": "golf ball",
+    "n03888257": "parachute",
+}
+
+IMAGENETTE_URL = "https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-160.tgz"
+# The MD5 that torchvision's ``datasets.Imagenette`` checks for this archive. We know
+# of no published SHA-256: with
+# ``sha256=None`` the downloader relies on the MD5; pass ``sha256=`` to check one too.
+IMAGENETTE_MD5 = "e793b78cc4c9e9a4ccc0c1155377a412"
+IMAGENETTE_SHA256 = None
+
+
+# ------------------------------------------------------------------- loading
+
+
+def load_image(path) -> torch.Tensor:
+    """Read an image file as sRGB float ``3 x H x W`` in [0, 1].
+
+    Handles gray (L, 1), palette, CMYK, transparency (RGBA, LA, PA and palette
+    transparency are composited on white), 16-bit and 32-bit integer gray (I;16, I,
+    scaled from 0..65535) and EXIF orientation. Raises :class:`SSCNError` naming the
+    file for a missing path, a folder, an empty file, a file that is not an image, a
+    truncated image and an image over Pillow's decompression-bomb limit.
+    """
+    return _to_tensor(_decode(path))
+
+
+def _decode(path) -> Image.Image | torch.Tensor:
+    """The file as an 8-bit RGB PIL image, or as a float tensor when it has more bits."""
+    path = Path(path)
+    if not path.exists():
+        raise SSCNError(f"{path}: no such file; check the path")
+    if path.is_dir():
+        raise SSCNError(f"{path} is a folder; pass an image file (for a folder of images use sscn.data.ImageFolder)")
+    if path.stat().st_size == 0:
+        raise SSCNError(f"{path} is empty (0 bytes); re-copy or re-download it")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return _to_rgb(ImageOps.exif_transpose(img))
+    except Image.DecompressionBombError as err:
+        raise SSCNError(f"{path} is too large to open safely ({err}); downscale it first, or if you trust the file "
+                        "raise PIL.Image.MAX_IMAGE_PIXELS") from err
+    except UnidentifiedImageError as err:
+        raise SSCNError(f"{path} is not an image Pillow can read; "
+                        "pass a JPEG, PNG, BMP, GIF, TIFF or WebP file") from err
+    except (OSError, SyntaxError, ValueError) as err:
+        raise SSCNError(f"{path} could not be decoded ({err}); the file is truncated or corrupt, "
+                        "re-copy or re-download it") from err
+
+
+def _to_rgb(img: Image.Image) -> Image.Image | torch.Tensor:
+    mode = img.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        gray = np.asarray(img, dtype=np.float32)
+        if mode != "F":  # integer gray: 16-bit PNGs load as I;16 or I, both on 0..65535
+            gray = gray / 65535.0
+        return torch.from_numpy(np.clip(gray, 0, 1)).unsqueeze(0).expand(3, -1, -1).contiguous()
+    if mode == "P":
+        img = img.convert("RGBA" if "transparency" in img.info else "RGB")
+    elif mode == "PA" or ("transparency" in img.info and mode in ("L", "RGB")):
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
+def _to_tensor(image: Image.Image | torch.Tensor) -> torch.Tensor:
+    if isinstance(image, torch.Tensor):
+        return image
+    return torch.from_numpy(np.array(image)).permute(2, 0, 1).contiguous().float().div_(255)
+
+
+def is_gray(rgb: torch.Tensor, tol: float = 0.03):
+    """Whether an sRGB image has no colour (a useless reference).
+
+    A pixel is coloured when its channels spread (max - min) by more than ``tol``; the
+    image is gray when at most 1 % of its pixels are coloured, which forgives JPEG
+    noise in gray photos. ``3 x H x W`` -> bool; ``B x 3 x H x W`` -> bool tensor ``B``.
+    """
+    spread = rgb.amax(dim=-3) - rgb.amin(dim=-3)
+    coloured = (spread > tol).flatten(-2).float().mean(-1)
+    gray = coloured <= 0.01
+    return bool(gray) if rgb.dim() == 3 else gray
+
+
+def resize_center_crop(rgb, size):
+    """Resize so the image covers ``size``, then crop its centre to exactly ``size``.
+
+    rgb: ``C x H x W`` or ``B x C x H x W`` tensor (or a PIL image, resized by Pillow
+    and returned as one); size: an int (short side, square crop) or ``(height,
+    width)``. Antialiased bilinear resampling; an image already of that size is
+    returned as is.
+    """
+    height, width = (size, size) if isinstance(size, int) else tuple(size)
+    if height < 1 or width < 1:
+        raise SSCNError(f"size={size}; pass a positive int or (height, width)")
+    if isinstance(rgb, Image.Image):
+        in_w, in_h = rgb.size
+        if (in_h, in_w) == (height, width):
+            return rgb
+        # the centred source window with the target's aspect ratio, resized in one step
+        scale = max(height / in_h, width / in_w)
+        box_w, box_h = width / scale, height / scale
+        box = ((in_w - box_w) / 2, (in_h - box_h) / 2, (in_w + box_w) / 2, (in_h + box_h) / 2)
+        return rgb.resize((width, height), Image.Resampling.BILINEAR, box=box)
+    in_h, in_w = rgb.shape[-2:]
+    if (in_h, in_w) == (height, width):
+        return rgb
+    scale = max(height / in_h, width / in_w)
+    new_h, new_w = max(height, round(in_h * scale)), max(width, round(in_w * scale))
+    if (new_h, new_w) != (in_h, in_w):
+        batch = rgb.unsqueeze(0) if rgb.dim() == 3 else rgb
+        batch = F.interpolate(batch, size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=True)
+        rgb = batch[0] if rgb.dim() == 3 else batch
+    top, left = (new_h - height) // 2, (new_w - width) // 2
+    return rgb[..., top:top + height, left:left + width]
+
+
+# ------------------------------------------------------------------ datasets
+
+_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF8", b"BM", b"II*\x00", b"MM\x00*", b"RIFF")
+_JPEG_END, _PNG_END = b"\xff\xd9", b"IEND\xaeB`\x82"
+
+
+def _looks_complete(path: Path) -> bool:
+    """Cheap check from the first and last bytes: a known image type, not cut short."""
+    try:
+        size = path.stat().st_size
+        if size < 16:
+            return False
+        with open(path, "rb") as handle:
+            head = handle.read(12)
+            handle.seek(-12, os.SEEK_END)
+            tail = handle.read()
+    except OSError:
+        return False
+    if head.startswith(b"\xff\xd8\xff"):
+        return tail.rstrip(b"\x00\r\n ").endswith(_JPEG_END)
+    if head.startswith(b"\x89PNG"):
+        return tail.endswith(_PNG_END)
+    if head.startswith(b"RIFF"):
+        return head[8:12] == b"WEBP"
+    return head.startswith(_MAGIC)
+
+
+def _readable(path: Path) -> bool:
+    if _looks_complete(path):
+        return True
+    try:  # unusual but possibly valid (trailing bytes after the JPEG end, say): decode to be sure
+        _decode(path)
+        return True
+    except SSCNError:
+        return False
+
+
+def item_seed(seed: int, index: int) -> int:
+    """A 63-bit seed for item ``index`` of a dataset seeded with ``seed`` (stable everywhere)."""
+    digest = hashlib.blake2b(f"sscn:{int(seed)}:{int(index)}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+_LAYOUT = ("expected one sub-folder per class holding the images, like ImageNet: "
+           "root/<class>/<image>.jpg (for Imagenette: imagenette-144/train/n01440764/x.jpg, pass .../train)")
+
+
+class ImageFolder(torch.utils.data.Dataset):
+    """Photos in class sub-folders, served as the network's inputs.
+
+    ``ImageFolder(root, size=128, reference=None, seed=0, limit=None)``: classes are
+    the sorted sub-folder names (ImageNet wnids -> labels 0..K-1); ``class_names``
+    gives Imagenette's human names where the wnids are Imagenette's. Each item is
+    resized and centre-cropped to ``size`` (``resize_center_crop``) and is a dict
+
+    - ``"gray_l"``: ``1 x H x W`` normalised L in [-1, 1]; ``"ab"``: ``2 x H x W``
+      normalised ab; ``"rgb"``: ``3 x H x W`` in [0, 1];
+    - ``"label"``: int64 scalar tensor; ``"index"``: the item's index;
+    - with ``reference`` (``"tps"``, ``"tps_violent"``, ``"rotation"`` or ``"crop"``):
+      ``"ref_lab"``, ``3 x H x W`` normalised Lab, made by ``make_reference`` with the
+      seed ``item_seed(seed, index)``, so the same dataset gives the same references in
+      any order, process or worker.
+
+    ``limit`` keeps that many evenly spaced items of the sorted list (so every class
+    stays represented). Files that are not readable images are dropped when the
+    dataset is built, with one warning that counts them; the check reads only each
+    file's first and last bytes (it catches empty, foreign and cut-short files). A
+    file that still fails to decode later is replaced by the next readable item, with
+    one warning, so an epoch never stops on a bad file.
+    """
+
+    def __init__(self, root, size=128, reference: str | None = None, seed: int = 0, limit: int | None = None):
+        self.root = Path(root)
+        if not self.root.is_dir():
+            what = "is a file" if self.root.exists() else "does not exist"
+            raise SSCNError(f"image folder {self.root} {what}; {_LAYOUT}")
+        if reference is not None and reference not in ALL_REFERENCE_KINDS:
+            raise SSCNError(f"reference={reference!r}; pass None or one of {', '.join(ALL_REFERENCE_KINDS)}")
+        if limit is not None and limit < 1:
+            raise SSCNError(f"limit={limit}; pass None (all images) or a positive count")
+        self.size, self.reference, self.seed = size, reference, int(seed)
+        self.classes = sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        files = [(path, label) for label, name in enumerate(self.classes)
+                 for path in sorted((self.root / name).iterdir()) if _is_image_name(path)]
+        if not files:
+            raise SSCNError(self._empty_message())
+        readable, skipped = [], []
+        for item in files:
+            (readable if _readable(item[0]) else skipped).append(item)
+        if skipped:
+            warnings.warn(f"skipped {len(skipped)} unreadable image file(s) of {len(files)} in {self.root} "
+                          f"(first: {skipped[0][0].relative_to(self.root)})", stacklevel=2)
+        if not readable:
+            raise SSCNError(f"no readable images in {self.root}; {_LAYOUT}")
+        if limit is not None and limit < len(readable):
+            keep = np.round(np.linspace(0, len(readable) - 1, limit)).astype(int)
+            readable = [readable[i] for i in keep]
+        self.samples = readable
+        self._failed: set[int] = set()
+
+    def _empty_message(self) -> str:
+        loose = [p for p in self.root.iterdir() if _is_image_name(p)]
+        if loose:
+            return (f"{self.root} holds {len(loose)} images but no class sub-folders; {_LAYOUT} "
+                    "(one folder is enough: root/all/<image>.jpg)")
+        if {"train", "val"} & set(self.classes):
+            return f"{self.root} looks like a dataset root with splits; pass {self.root / 'train'} (or val). {_LAYOUT}"
+        return f"no images in {self.root}; {_LAYOUT}"
+
+    @property
+    def class_names(self) -> list[str]:
+        return [IMAGENETTE_CLASSES.get(wnid, wnid) for wnid in self.classes]
+
+    @property
+    def labels(self) -> list[int]:
+        return [label for _, label in self.samples]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} images")
+        with _one_thread():
+            return self._get(index % len(self))
+
+    def _get(self, index: int) -> dict:
+        for offset in range(len(self)):
+            candidate = (index + offset) % len(self)
+            if candidate in self._failed:
+                continue
+            try:
+                image = _decode(self.samples[candidate][0])
+            except SSCNError as err:
+                self._failed.add(candidate)
+                if len(self._failed) == 1:
+                    warnings.warn(f"{err}; serving the next readable image instead (further failures are silent, "
+                                  "see ImageFolder.failed)", stacklevel=2)
+                continue
+            # resizing the 8-bit picture in Pillow is several times cheaper than in torch
+            rgb = _to_tensor(resize_center_crop(image, self.size)).contiguous()
+            return self._item(rgb, self.samples[candidate][1], index)
+        raise SSCNError(f"none of the {len(self)} images in {self.root} could be read; {_LAYOUT}")
+
+    @property
+    def failed(self) -> list[Path]:
+        """Files that failed to decode in this process so far."""
+        return [self.samples[i][0] for i in sorted(self._failed)]
+
+    def _item(self, rgb: torch.Tensor, label: int, index: int) -> dict:
+        lab = rgb_to_lab_norm(rgb)
+        gray_l, ab = split_lab(lab)
+        item = {"gray_l": gray_l, "ab": ab, "rgb": rgb, "label": torch.tensor(label, dtype=torch.int64),
+                "index": index}
+        if self.reference is not None:
+            item["ref_lab"] = make_reference(lab, self.reference, item_seed(self.seed, index)).image
+        return item
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """Run torch single-threaded for one item (DataLoader workers already are).
+
+    An item's tensors are small (3 x 128 x 128): splitting each operation over threads
+    costs more in synchronisation than it gains, and on a busy machine, where the
+    other thread waits for a core, an item takes ten times longer.
+    """
+    threads = torch.get_num_threads()
+    if threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _is_image_name(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".") and path.is_file()
+
+
+def imagenette_folder(root, split: str = "train", size=128, **kw) -> ImageFolder:
+    """The ``split`` (``"train"`` or ``"val"``) of an Imagenette-style folder ``root/<split>/<wnid>/*.jpg``.
+
+    Works for imagenette-144 and for the extracted ``imagenette2-160`` archive. Extra
+    keywords go to :class:`ImageFolder` (``reference``, ``seed``, ``limit``).
+    """
+    if split not in ("train", "val"):
+        raise SSCNError(f"split={split!r}; pass 'train' or 'val'")
+    root = Path(root)
+    if not (root / split).is_dir():
+        raise SSCNError(f"{root} has no {split}/ folder; pass the Imagenette root that holds train/ and val/ "
+                        "(download it with sscn.data.download_imagenette)")
+    return ImageFolder(root / split, size=size, **kw)
+
+
+# ------------------------------------------------------------ sample photos
+
+# The colour photos bundled with scikit-image (no download needed).
+SAMPLE_NAMES = ("astronaut", "chelsea", "coffee", "rocket", "retina", "immunohistochemistry",
+                "hubble_deep_field", "motorcycle")
+# (target, reference) pairs for demos: a name paired with itself means "the target's
+# own TPS-warped copy" (the training setting, ground truth known); the others pair
+# photos whose subjects share colours.
+SAMPLE_PAIRS = (
+    ("chelsea", "chelsea"),
+    ("coffee", "coffee"),
+    ("astronaut", "rocket"),
+    ("rocket", "astronaut"),
+    ("retina", "immunohistochemistry"),
+)
+
+
+def _sample_array(name: str) -> np.ndarray:
+    import skimage.data
+
+    if name == "motorcycle":
+        return skimage.data.stereo_motorcycle()[0]
+    return getattr(skimage.data, name)()
+
+
+def sample_photos(size=None, names=SAMPLE_NAMES) -> list[tuple[str, torch.Tensor]]:
+    """The colour photos scikit-image ships: ``[(name, rgb 3 x H x W in [0, 1])]``.
+
+    With ``size`` (an int or ``(height, width)``) each is resized and centre-cropped
+    (``resize_center_crop``). Photos a scikit-image install lacks are left out.
+    """
+    photos = []
+    for name in names:
+        if name not in SAMPLE_NAMES:
+            raise SSCNError(f"no sample photo {name!r}; pass names from {', '.join(SAMPLE_NAMES)}")
+        try:
+            array = _sample_array(name)
+        except (ImportError, OSError, ValueError):
+            continue
+        rgb = torch.from_numpy(np.ascontiguousarray(array[..., :3])).permute(2, 0, 1).float().div_(255)
+        photos.append((name, rgb if size is None else resize_center_crop(rgb, size).contiguous()))
+    return photos
+
+
+# ----------------------------------------------------------------- download
+
+
+def file_hash(path, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:
+    """Hex digest of a file (``"sha256"`` or ``"md5"``)."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _verify(path: Path, sha256: str | None, md5: str | None) -> bool:
+    """True when the file matches every checksum given; prints the SHA-256 when none is given."""
+    if sha256 is None and md5 is None:
+        print(f"no checksum given; SHA-256 of {path.name}: {file_hash(path)} -- compare it with a trusted source")
+        return True
+    ok = True
+    if sha256 is not None:
+        ok &= file_hash(path, "sha256") == sha256.lower()
+    if md5 is not None:
+        ok &= file_hash(path, "md5") == md5.lower()
+    return ok
+
+
+def _fetch(url: str, target: Path, progress: bool) -> None:
+    partial = target.with_name(target.name + ".part")
+    try:
+        with urllib.request.urlopen(url) as response, open(partial, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or None
+            bar = None
+            if progress:
+                from tqdm.auto import tqdm
+
+                bar = tqdm(total=total, unit="B", unit_scale=True, desc=target.name)
+            for block in iter(lambda: response.read(1 << 20), b""):
+                out.write(block)
+                if bar is not None:
+                    bar.update(len(block))
+            if bar is not None:
+                bar.close()
+    except OSError as err:
+        partial.unlink(missing_ok=True)
+        raise SSCNError(f"could not download {url} ({err}); check the network or pass a local file:// url") from err
+    os.replace(partial, target)
+
+
+def _safe_members(archive: tarfile.TarFile, where: Path) -> list[tarfile.TarInfo]:
+    """The archive's members, refusing any that would land outside ``where``."""
+    base = where.resolve()
+    members = []
+    for member in archive.getmembers():
+        target = (base / member.name).resolve()
+        if member.name.startswith(("/", "\\")) or not target.is_relative_to(base):
+            raise SSCNError(f"the archive entry {member.name!r} points outside the target folder; "
+                            "refusing to extract an unsafe archive")
+        if member.issym() or member.islnk():
+            link = (target.parent / member.linkname).resolve() if member.issym() else (base / member.linkname).resolve()
+            if not link.is_relative_to(base):
+                raise SSCNError(f"the archive link {member.name!r} -> {member.linkname!r} points outside the "
+                                "target folder; refusing to extract an unsafe archive")
+        if member.isdev():
+            raise SSCNError(f"the archive entry {member.name!r} is a device file; refusing to extract it")
+        members.append(member)
+    return members
+
+
+def download_imagenette(dest, url: str = IMAGENETTE_URL, sha256: str | None = IMAGENETTE_SHA256,
+                        md5: str | None = IMAGENETTE_MD5, progress: bool = True) -> Path:
+    """Download and extract Imagenette (or any ``.tgz`` dataset) into the folder ``dest``.
+
+    The archive is saved as ``dest/<name>.tgz`` and checked against ``sha256`` and
+    ``md5`` (the defaults: the MD5 torchvision publishes for ``IMAGENETTE_URL``, no
+    SHA-256 known). With neither, the SHA-256 is printed for you to compare with a
+    trusted source. An archive already there with matching checksums is not
+    downloaded again, an extracted folder already there is not extracted again.
+    Extraction goes into a temporary folder beside ``dest`` and is renamed into place,
+    so an interrupted run never leaves a half-extracted dataset; entries that would
+    escape ``dest`` are refused. Returns the extracted top-level folder (for the
+    default url ``dest/imagenette2-160``, holding ``train/`` and ``val/``).
+    """
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    name = Path(urllib.parse.urlparse(url).path).name or "download.tgz"
+    archive_path = dest / name
+    stem = name[: -len(".tar.gz")] if name.endswith(".tar.gz") else Path(name).stem
+    extracted = dest / stem
+    if extracted.is_dir():
+        return extracted
+    if archive_path.exists() and not _verify(archive_path, sha256, md5):
+        print(f"{archive_path} does not match its checksum; downloading it again")
+        archive_path.unlink()
+    if not archive_path.exists():
+        _fetch(url, archive_path, progress)
+        if not _verify(archive_path, sha256, md5):
+            bad = archive_path.with_name(archive_path.name + ".bad")
+            os.replace(archive_path, bad)
+            raise SSCNError(f"the download of {url} does not match its checksum (kept as {bad}); "
+                            "retry, and if it fails again check the url and the expected checksum")
+    scratch = Path(tempfile.mkdtemp(prefix=".extract-", dir=dest))
+    try:
+        try:
+            with tarfile.open(archive_path) as archive:
+                members = _safe_members(archive, scratch)
+                if hasattr(tarfile, "data_filter"):
+                    archive.extractall(scratch, members=members, filter="data")
+                else:
+                    archive.extractall(scratch, members=members)
+        except tarfile.TarError as err:
+            raise SSCNError(f"{archive_path} is not a readable tar archive ({err}); "
+                            "delete it and download again") from err
+        tops = list(scratch.iterdir())
+        # one top-level folder (as in Imagenette's archive) becomes dest/<stem>; loose entries move together
+        os.replace(tops[0] if len(tops) == 1 and tops[0].is_dir() else scratch, extracted)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return extracted

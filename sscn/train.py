@@ -1,0 +1,364 @@
+"""Training: the config, the loop, checkpoints, metrics (paper, Sec. 3.3 and 4.1).
+
+One entry point for a laptop and for GPUs: ``train(TrainConfig(...))``, ``sscn train``,
+notebook 07 through papermill, or ``torchrun --nproc_per_node=N -m sscn.train ...``
+(DistributedDataParallel with a DistributedSampler).
+
+Reproducibility: every random choice of a step (flips, TPS references, random tokens)
+comes from a generator seeded by ``(seed, step)``, and the data order from the
+sampler's ``(seed, epoch)``; a run resumed from its last checkpoint therefore ends
+with the same weights as an uninterrupted one.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm.auto import tqdm
+
+from .augment import training_references
+from .checkpoint import check_config_match, read_checkpoint, save_atomic
+from .color import join_lab, lab_norm_to_rgb
+from .data import ImageFolder
+from .errors import SSCNError
+from .losses import LossWeights, sscn_loss
+from .models import SSCN, SSCNConfig
+
+
+@dataclass
+class TrainConfig:
+    """Every hyper-parameter, with the paper's defaults where it gives one."""
+
+    data_dir: str = "samples"  # an image folder with train/ (and val/) class folders, or "samples"
+    out_dir: str = "runs/sscn"
+    image_size: int = 256  # paper: 256 x 256
+    width: float = 1.0  # VGG19 width multiplier (1.0 = the paper's VGG19)
+    batch_size: int = 8
+    steps: int = 1000
+    lr: float = 1e-4  # Adam, paper
+    beta1: float = 0.9
+    beta2: float = 0.999
+    k: int = 256  # paper: k = r = 256 of 4096 tokens at 256 px
+    r: int = 256
+    dense: bool = False
+    similarity: str = "cosine"
+    violent_share: float = 0.1  # share of violently warped (semantically unrelated) pairs
+    w_coarse: float = 100.0
+    w_fine: float = 100.0
+    w_cls: float = 0.1
+    w_hist: float = 1.0
+    w_tv: float = 10.0
+    grad_clip: float = 0.0  # 0: off (the paper uses none)
+    val_every: int = 200
+    val_images: int = 64
+    log_every: int = 10
+    ckpt_every: int = 200
+    time_limit_min: float = 0.0  # 0: no limit; else stop (and save) after this many minutes
+    device: str = "auto"
+    amp: bool = True  # bf16 autocast on CUDA only
+    num_workers: int = 2
+    preload: bool = False  # decode the training set once and keep it in (device) memory
+    seed: int = 0
+    vgg_weights: str = ""  # width 1.0: a torchvision vgg19 state dict, or "imagenet" to download
+
+    def model_config(self, num_classes: int) -> SSCNConfig:
+        return SSCNConfig(
+            width=self.width, num_classes=num_classes, k=self.k, r=self.r, dense=self.dense, similarity=self.similarity
+        )
+
+    def validate(self) -> None:
+        """Reject out-of-range settings with a message naming the field (papermill's first cell calls it)."""
+        checks = [
+            (self.image_size >= 32 and self.image_size % 16 == 0, "image_size", "a multiple of 16, at least 32"),
+            (0 < self.width <= 4, "width", "in (0, 4]"),
+            (self.batch_size >= 1, "batch_size", ">= 1"),
+            (self.steps >= 1, "steps", ">= 1"),
+            (self.lr > 0, "lr", "> 0"),
+            (self.k >= 0 and self.r >= 0 and self.k + self.r >= 1, "k, r", ">= 0 with k + r >= 1"),
+            (0 <= self.violent_share <= 1, "violent_share", "in [0, 1]"),
+            (self.similarity in ("cosine", "dot"), "similarity", "'cosine' or 'dot'"),
+            (self.val_every >= 1 and self.log_every >= 1 and self.ckpt_every >= 1, "val_every/log_every/ckpt_every", ">= 1"),
+            (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device", "'auto', 'cpu' or 'cuda'"),
+        ]
+        for ok, name, rule in checks:
+            if not ok:
+                raise SSCNError(f"training parameter {name} must be {rule} (got {getattr(self, name.split(',')[0], '')!r})")
+        for f in fields(self):
+            value = getattr(self, f.name)
+            expected = {"int": int, "float": (int, float), "str": str, "bool": bool}[f.type]
+            if isinstance(value, bool) and f.type != "bool" or not isinstance(value, expected):
+                raise SSCNError(f"training parameter {f.name} must be a {f.type}, got {type(value).__name__} {value!r}")
+
+
+class TrainingDiverged(SSCNError):
+    """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def _distributed() -> tuple[int, int, int]:
+    """(rank, local rank, world size); initialises the process group under torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    if world > 1:
+        return dist.get_rank(), int(os.environ.get("LOCAL_RANK", "0")), world
+    return 0, 0, 1
+
+
+def _device(name: str, local_rank: int) -> torch.device:
+    if name == "auto":
+        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _datasets(cfg: TrainConfig):
+    if cfg.data_dir == "samples":
+        from .data import sample_folder
+
+        root = sample_folder()
+        return ImageFolder(root, cfg.image_size), ImageFolder(root, cfg.image_size, reference="tps", limit=cfg.val_images)
+    root = Path(cfg.data_dir)
+    train_dir = root / "train" if (root / "train").is_dir() else root
+    val_dir = root / "val" if (root / "val").is_dir() else train_dir
+    train_set = ImageFolder(train_dir, cfg.image_size)
+    val_set = ImageFolder(val_dir, cfg.image_size, reference="tps", seed=cfg.seed, limit=cfg.val_images)
+    return train_set, val_set
+
+
+def preload(dataset, device: torch.device, num_workers: int) -> dict[str, torch.Tensor]:
+    """Decode every training image once: ``gray_l``, ``ab`` (float16) and ``label`` on ``device``.
+
+    On a GPU this removes JPEG decoding from the step; the set at 128 px takes about
+    0.4 GB in float16.
+    """
+    parts: dict[str, list] = {"gray_l": [], "ab": [], "label": []}
+    loader = DataLoader(dataset, batch_size=256, num_workers=num_workers)
+    for batch in tqdm(loader, desc="preload", leave=False):
+        for key in parts:
+            value = batch[key]
+            parts[key].append(value.half() if value.is_floating_point() else value)
+    return {key: torch.cat(values).to(device) for key, values in parts.items()}
+
+
+def _rng_state() -> dict:
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        # numpy's state as plain values so that ``weights_only=True`` can read it back
+        "numpy": [torch.from_numpy(state) if isinstance(state, np.ndarray) else state for state in np.random.get_state()],
+        "python": random.getstate(),
+    }
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + step)
+
+
+def make_batch(batch: dict, device: torch.device, generator: torch.Generator, violent_share: float):
+    """Targets (randomly flipped) and their TPS references, all drawn from ``generator``."""
+    gray_l = batch["gray_l"].to(device, torch.float32, non_blocking=True)
+    ab = batch["ab"].to(device, torch.float32, non_blocking=True)
+    flip = (torch.rand(len(gray_l), generator=generator) < 0.5).to(device)[:, None, None, None]
+    gray_l, ab = torch.where(flip, gray_l.flip(-1), gray_l), torch.where(flip, ab.flip(-1), ab)
+    target_lab = join_lab(gray_l, ab)
+    ref_lab = training_references(target_lab, generator, violent_share)
+    return gray_l, ab, ref_lab, batch["label"].to(device)
+
+
+@torch.no_grad()
+def validate(model: SSCN, loader, device) -> float:
+    """Mean PSNR (8-bit RGB) of the fine result on the fixed validation pairs."""
+    from .evaluate import psnr
+
+    model.eval()
+    scores = []
+    for batch in loader:
+        gray_l, ref_lab = batch["gray_l"].to(device), batch["ref_lab"].to(device)
+        out = model(gray_l, ref_lab, seed=0)
+        pred = lab_norm_to_rgb(join_lab(gray_l, out.ab_fine.float()))
+        scores.append(psnr(pred.cpu(), batch["rgb"]))
+    model.train()
+    values = torch.cat(scores)
+    return float(values[torch.isfinite(values)].mean())
+
+
+def train(cfg: TrainConfig, progress: bool = True, on_log=None) -> dict:
+    """Train (or resume) and return a summary; writes ``metrics.jsonl``, ``last.pt``, ``summary.json``.
+
+    ``on_log(record)`` is called with each logged record (notebook 07 draws live plots with it).
+    """
+    cfg.validate()
+    rank, local_rank, world = _distributed()
+    device = _device(cfg.device, local_rank)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        torch.backends.cudnn.benchmark = True
+    out_dir = Path(cfg.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path, log_path = out_dir / "last.pt", out_dir / "metrics.jsonl"
+
+    train_set, val_set = _datasets(cfg)
+    num_classes = len(train_set.classes)
+    torch.manual_seed(cfg.seed)
+    model = SSCN(cfg.model_config(num_classes)).to(device)
+    if cfg.vgg_weights:
+        model.encoder.load_vgg19(None if cfg.vgg_weights == "imagenet" else cfg.vgg_weights)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    weights = LossWeights(cfg.w_coarse, cfg.w_fine, cfg.w_cls, cfg.w_hist, cfg.w_tv)
+
+    step, history = 0, []
+    if ckpt_path.exists():
+        ckpt = read_checkpoint(ckpt_path, map_location="cpu")
+        check_config_match(ckpt["config"], model.config.to_dict())
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        step, history = ckpt["step"], ckpt.get("history", [])
+        rng = ckpt["rng"]
+        torch.set_rng_state(rng["torch"])
+        if rng["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+        np.random.set_state(tuple(v.numpy() if torch.is_tensor(v) else v for v in rng["numpy"]))
+        random.setstate(rng["python"])
+        if rank == 0:
+            print(f"resumed from {ckpt_path.name} at step {step}")
+    net = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)
+
+    def save(at_step: int) -> None:
+        if rank == 0:
+            state = {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "step": at_step,
+                "config": model.config.to_dict(),
+                "train_config": asdict(cfg),
+                "classes": list(train_set.classes),
+                "rng": _rng_state(),
+                "history": history,
+            }
+            save_atomic(state, ckpt_path)
+
+    sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed, drop_last=True)
+    per_epoch = len(sampler) // cfg.batch_size
+    if per_epoch == 0:
+        raise SSCNError(f"the training set has {len(train_set)} images, fewer than one batch of {cfg.batch_size} per process")
+    val_loader = DataLoader(val_set, batch_size=max(1, min(32, cfg.batch_size * 4)), num_workers=0)
+    amp = cfg.amp and device.type == "cuda"
+    cache = preload(train_set, device, cfg.num_workers) if cfg.preload else None
+
+    model.train()
+    start_step, started = step, time.time()
+    bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank != 0, desc="train", dynamic_ncols=True)
+    seen, tick = 0, time.time()
+    stop_reason = "steps"
+    while step < cfg.steps:
+        epoch, offset = divmod(step, per_epoch)
+        sampler.set_epoch(epoch)
+        order = list(sampler)
+        batches = [order[i : i + cfg.batch_size] for i in range(offset * cfg.batch_size, per_epoch * cfg.batch_size, cfg.batch_size)]
+        if cache is not None:
+            loader = ({key: value[torch.as_tensor(b, device=value.device)] for key, value in cache.items()} for b in batches)
+        else:
+            loader = DataLoader(train_set, batch_sampler=batches, num_workers=cfg.num_workers, pin_memory=device.type == "cuda")
+        for batch in loader:
+            generator = step_generator(cfg.seed * world + rank, step)
+            gray_l, ab, ref_lab, labels = make_batch(batch, device, generator, cfg.violent_share)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                out = net(gray_l, ref_lab, labels, generator=generator)
+            total, terms = sscn_loss(out, ab, labels, weights)
+            bad = [name for name, value in terms.items() if not torch.isfinite(value)]
+            if bad or not torch.isfinite(total):
+                bar.close()
+                raise TrainingDiverged(
+                    f"loss term {', '.join(bad) or 'total'} became {float(terms[bad[0]] if bad else total)} at step {step + 1}; "
+                    f"the last good checkpoint ({ckpt_path}) is kept. Try a lower lr or grad_clip."
+                )
+            optimizer.zero_grad(set_to_none=True)
+            total.backward()
+            if cfg.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer.step()
+            step += 1
+            seen += len(gray_l) * world
+            bar.update(1)
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                now = time.time()
+                record = {"step": step, "loss": float(total.detach()), **{k: float(v.detach()) for k, v in terms.items()},
+                          "lr": optimizer.param_groups[0]["lr"], "images_per_s": seen / max(now - tick, 1e-9),
+                          "elapsed_s": now - started}
+                seen, tick = 0, now
+                if step % cfg.val_every == 0 or step == cfg.steps:
+                    record["val_psnr"] = validate(model, val_loader, device)
+                history.append(record)
+                if rank == 0:
+                    with open(log_path, "a") as handle:
+                        handle.write(json.dumps(record) + "\n")
+                    bar.set_postfix(loss=f"{record['loss']:.3f}", psnr=record.get("val_psnr", ""))
+                    if on_log:
+                        on_log(record)
+            if step % cfg.ckpt_every == 0 or step == cfg.steps:
+                save(step)
+            if cfg.time_limit_min and time.time() - started > cfg.time_limit_min * 60:
+                stop_reason = "time limit"
+                break
+            if step >= cfg.steps:
+                break
+        if stop_reason == "time limit":
+            save(step)
+            break
+    bar.close()
+    summary = {
+        "steps": step,
+        "steps_this_run": step - start_step,
+        "stopped_by": stop_reason,
+        "wall_s": time.time() - started,
+        "first_loss": history[0]["loss"] if history else math.nan,
+        "last_loss": history[-1]["loss"] if history else math.nan,
+        "val_psnr": [(h["step"], h["val_psnr"]) for h in history if "val_psnr" in h],
+        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+        "world_size": world,
+        "config": asdict(cfg),
+    }
+    if rank == 0:
+        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return summary
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field (``--image-size 128``, ``--dense``, ``--no-amp``)."""
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default
+        if f.type == "bool":
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+        else:
+            parser.add_argument(flag, type={"int": int, "float": float, "str": str}[f.type], default=default)
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="sscn train", description="Train SSCN (resumes from OUT_DIR/last.pt).")
+    add_arguments(parser)
+    summary = train(config_from_args(parser.parse_args(argv)))
+    print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,49 @@
+"""Committed notebooks are clean: no execution counts, no machine paths, a `parameters` cell."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def load_build_tool():
+    spec = importlib.util.spec_from_file_location("build_notebooks", ROOT / "tools" / "build_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+build_notebooks = load_build_tool()
+
+
+def test_there_are_notebooks():
+    assert NOTEBOOKS, "no notebooks/*.ipynb found"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_is_clean(path):
+    found = build_notebooks.problems(path)
+    assert not found, f"{path.name}: {', '.join(found)}; rebuild it with python tools/build_notebooks.py {path.name[:2]}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_has_a_source(path):
+    assert (ROOT / "notebooks" / "src" / (path.stem + ".py")).exists(), f"{path.name} has no notebooks/src/{path.stem}.py"
+
+
+def test_the_check_catches_a_dirty_notebook(tmp_path):
+    cell = nbformat.v4.new_code_cell("print('hello')", execution_count=3)
+    cell.outputs = [nbformat.v4.new_output("stream", text="/" + "home/someone/data/x.png\n")]
+    dirty = tmp_path / "dirty.ipynb"
+    dirty.write_text(json.dumps(nbformat.v4.new_notebook(cells=[cell])))
+    assert build_notebooks.problems(dirty) == ["execution counts", "a machine path", "no cell tagged 'parameters'"]
+    clean = build_notebooks.clean(nbformat.read(dirty, as_version=4))
+    clean.cells[0].metadata["tags"] = ["parameters"]
+    nbformat.write(clean, dirty)
+    assert build_notebooks.problems(dirty) == []
