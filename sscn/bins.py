@@ -8,7 +8,7 @@ the sRGB cube, never downloaded, so Q is a property of the bin set.
 The paper quotes Q = 313, the size of the file Zhang et al. ship (``pts_in_hull.npy``).
 :func:`hull_bin_centers` rebuilds that set from the sRGB gamut: it keeps every corner
 of every grid cell that overlaps the convex hull of the gamut's ab projection, which
-is the 261 bins plus a ring of 52 bins that no sRGB colour falls into. Notebook 01
+is the 261 bins plus a ring of 52 bins that no 8-bit sRGB colour falls into. Notebook 01
 compares these and other definitions (:func:`count_definitions`).
 """
 from __future__ import annotations

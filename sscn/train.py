@@ -70,6 +70,7 @@ class TrainConfig:
     preload: bool = False  # decode the training set once and keep it in (device) memory
     seed: int = 0
     vgg_weights: str = ""  # width 1.0: a torchvision vgg19 state dict, or "imagenet" to download
+    init_from: str = ""  # start from this checkpoint's weights (fine-tuning); ignored when resuming
 
     def model_config(self, num_classes: int) -> SSCNConfig:
         return SSCNConfig(
@@ -216,6 +217,12 @@ def train(cfg: TrainConfig, progress: bool = True, on_log=None) -> dict:
     weights = LossWeights(cfg.w_coarse, cfg.w_fine, cfg.w_cls, cfg.w_hist, cfg.w_tv)
 
     step, history = 0, []
+    if cfg.init_from and not ckpt_path.exists():
+        from .checkpoint import load_state
+
+        init = read_checkpoint(cfg.init_from, map_location="cpu")
+        check_config_match(init["config"], model.config.to_dict())
+        load_state(model, init["model"], cfg.init_from)
     if ckpt_path.exists():
         ckpt = read_checkpoint(ckpt_path, map_location="cpu")
         check_config_match(ckpt["config"], model.config.to_dict())

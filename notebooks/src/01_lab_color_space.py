@@ -271,10 +271,11 @@ for name, q in counts.items():
 #   we tried that reproduces their set exactly.
 #
 # The 313 set is the package's 261 plus a ring of 52 bins just outside the gamut, which no
-# sRGB colour has as its nearest centre. The ring matters for the soft-encoding: a colour on
-# the rim of the gamut has bins on every side only when the ring is there. Without it, its
-# 10 nearest bins all lie inward and the decoded mean is pulled inward, as the check below
-# and the maps show.
+# 8-bit sRGB colour has as its nearest centre. The ring matters for the soft-encoding: a
+# colour on the rim of the gamut has bins on every side only when the ring is there.
+# Without it, its 10 nearest bins all lie inward and the decoded mean is pulled inward,
+# by up to about 5 ab units at the yellow corner of the cube, as the check below and the
+# maps show; with the ring the round trip stays within half an ab unit.
 
 # %%
 hull_bins = ABBins(hull_centers)
