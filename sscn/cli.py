@@ -13,23 +13,33 @@ from pathlib import Path
 from .errors import SSCNError
 
 
+def attention_mode(args) -> bool | None:
+    """``--dense`` / ``--sparse`` (or a given k or r) override the checkpoint's default mode."""
+    if args.dense:
+        return True
+    if args.sparse or args.k is not None or args.r is not None:
+        return False
+    return None
+
+
 def _colorize(args) -> int:
     from .checkpoint import load_model
-    from .colorize import colorize, save_image
-    from .data import load_image
+    from .colorize import Stopwatch, colorize, save_image
+    from .data import _decode
 
-    started = time.perf_counter()
-    target, reference = load_image(args.target), load_image(args.reference)
-    model = load_model(args.checkpoint, k=args.k, r=args.r, dense=True if args.dense else None)
-    loaded = time.perf_counter()
-    result = colorize(model, target, reference, size=args.size, seed=args.seed)
-    done = time.perf_counter()
+    watch = Stopwatch()
+    with watch("load"):
+        # 8-bit files stay 8-bit PIL images: colorize reads their L through a table, never as float RGB
+        target, reference = _decode(args.target), _decode(args.reference)
+    with watch("model"):
+        model = load_model(args.checkpoint, k=args.k, r=args.r, dense=attention_mode(args))
+    result = colorize(model, target, reference, size=args.size, seed=args.seed, uint8=True, watch=watch)
     out = Path(args.output or Path(args.target).with_name(Path(args.target).stem + "_colorized.jpg"))
-    save_image(result.rgb, out)
-    print(
-        f"wrote {out} ({result.rgb.shape[2]} x {result.rgb.shape[1]}); load {loaded - started:.2f} s, "
-        f"colorize {done - loaded:.2f} s, save {time.perf_counter() - done:.2f} s"
-    )
+    with watch("save"):
+        save_image(result.rgb, out)
+    work = watch.total() - watch.times["model"]
+    print(f"wrote {out} ({result.rgb.shape[2]} x {result.rgb.shape[1]}) in {work:.2f} s plus {watch.times['model']:.2f} s "
+          f"to load the model: {watch.summary()}")
     return 0
 
 
@@ -65,9 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("reference", help="a colour photo whose colours to use")
     p.add_argument("-o", "--output", help="output image (.jpg or .png); default TARGET_colorized.jpg")
     p.add_argument("--size", type=int, default=256, help="working size: the long side the network sees (multiple of 16)")
-    p.add_argument("--k", type=int, default=None, help="top-k CAM tokens (default: the checkpoint's)")
+    p.add_argument("--k", type=int, default=None, help="top-k CAM tokens (implies --sparse; default: the checkpoint's)")
     p.add_argument("--r", type=int, default=None, help="random tokens (default: the checkpoint's)")
-    p.add_argument("--dense", action="store_true", help="attend to every reference token")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--dense", action="store_true", help="attend to every reference token")
+    mode.add_argument("--sparse", action="store_true", help="attend to the top-k CAM tokens and r random ones")
     p.add_argument("--checkpoint", default=None, help="a .pt checkpoint (default: the bundled one)")
     p.add_argument("--seed", type=int, default=0, help="seed of the r random tokens")
     p.set_defaults(func=_colorize)

@@ -400,6 +400,66 @@ def sample_photos(size=None, names=SAMPLE_NAMES) -> list[tuple[str, torch.Tensor
     return photos
 
 
+# Square crops of each sample photo for ``sample_folder``: (centre x, centre y) as fractions
+# of the photo's width and height, and the side as a fraction of its short side.
+SAMPLE_CROPS = ((0.5, 0.5, 1.0), (0.5, 0.5, 0.6), (0.3, 0.3, 0.6), (0.7, 0.3, 0.6), (0.3, 0.7, 0.6), (0.7, 0.7, 0.6))
+SAMPLE_FOLDER_SIZE = 144  # px, like imagenette-144
+SAMPLE_FOLDER_VERSION = 1  # bump when the crops change, so a stale cache is not reused
+
+
+def cache_dir() -> Path:
+    """Where sscn keeps files it can rebuild: ``$XDG_CACHE_HOME/sscn`` (default ``~/.cache/sscn``)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "sscn"
+
+
+def sample_folder(dest=None) -> Path:
+    """The sample photos as a tiny image-folder dataset: ``dest/<photo name>/<name>_<i>.png``.
+
+    One class per photo, ``len(SAMPLE_CROPS)`` fixed square crops of it (the whole
+    centre square, then crops of 0.6 of the short side around the centre and the four
+    quadrants), each saved as a ``SAMPLE_FOLDER_SIZE`` px PNG. The result is the same
+    on every machine, so training on ``data_dir="samples"`` is reproducible without a
+    download.
+
+    dest: the folder to write (default ``cache_dir() / "samples-v<version>"``). A folder
+    already there is reused. It is built in a temporary folder beside ``dest`` and
+    renamed into place, so an interrupted build leaves nothing half-written and
+    processes that build it at the same time (ranks of a distributed run) all end up
+    with one complete copy. Returns ``dest``.
+    """
+    dest = Path(dest) if dest is not None else cache_dir() / f"samples-v{SAMPLE_FOLDER_VERSION}"
+    if dest.is_dir() and any(dest.iterdir()):
+        return dest
+    if dest.exists() and not dest.is_dir():
+        raise SSCNError(f"{dest} is a file; pass a folder for the sample dataset")
+    photos = sample_photos()
+    if not photos:
+        raise SSCNError("this scikit-image installation has none of the sample photos; "
+                        "reinstall scikit-image or train on a folder of photos (data_dir)")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+    try:
+        for name, rgb in photos:
+            image = Image.fromarray(rgb.mul(255).round().byte().permute(1, 2, 0).numpy())
+            width, height = image.size
+            (scratch / name).mkdir()
+            for i, (cx, cy, fraction) in enumerate(SAMPLE_CROPS):
+                side = fraction * min(width, height)
+                left = min(max(cx * width - side / 2, 0), width - side)
+                top = min(max(cy * height - side / 2, 0), height - side)
+                crop = image.resize((SAMPLE_FOLDER_SIZE, SAMPLE_FOLDER_SIZE), Image.Resampling.BILINEAR,
+                                    box=(left, top, left + side, top + side))
+                crop.save(scratch / name / f"{name}_{i}.png")
+        try:
+            os.replace(scratch, dest)  # atomic; refused when another process got there first
+        except OSError:
+            if not (dest.is_dir() and any(dest.iterdir())):
+                raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return dest
+
+
 # ----------------------------------------------------------------- download
 
 

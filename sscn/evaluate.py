@@ -650,6 +650,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kinds", nargs="+", default=None, metavar="KIND",
                         help="reference kinds (default: tps rotation crop)")
     parser.add_argument("--baselines-only", action="store_true", help="score only the baselines (no model needed)")
+    parser.add_argument("--methods", nargs="+", default=None, metavar="NAME",
+                        help="score only these methods (baselines: gray copy mean_ab luminance_match; "
+                        "network: coarse sparse dense)")
     parser.add_argument("--sweep", action="store_true",
                         help="also sweep k and r of the sparse attention (on the first of --kinds)")
     parser.add_argument("--sweep-k", type=int, nargs="+", default=None, metavar="K", help="k values of --sweep")
@@ -695,6 +698,11 @@ def run_cli(args: argparse.Namespace) -> int:
         methods.update(network_methods(model, seed=args.seed))
     elif args.sweep:
         raise SSCNError("--sweep needs a model; drop --baselines-only")
+    if args.methods:
+        unknown = sorted(set(args.methods) - set(methods))
+        if unknown:
+            raise SSCNError(f"--methods: unknown {unknown}; choose from {sorted(methods)}")
+        methods = {name: methods[name] for name in args.methods}
     progress = not args.no_progress
     rows = evaluate(methods, source, kinds, size=args.size, limit=args.limit, batch_size=args.batch_size,
                     seed=args.seed, save_dir=args.save_pairs, progress=progress)

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from .augment import training_references
 from .checkpoint import check_config_match, read_checkpoint, save_atomic
 from .color import join_lab, lab_norm_to_rgb
-from .data import ImageFolder
+from .data import ImageFolder, sample_folder
 from .errors import SSCNError
 from .losses import LossWeights, sscn_loss
 from .models import SSCN, SSCNConfig
@@ -78,27 +78,39 @@ class TrainConfig:
         )
 
     def validate(self) -> None:
-        """Reject out-of-range settings with a message naming the field (papermill's first cell calls it)."""
+        """Reject wrong types and out-of-range settings with a message naming the field.
+
+        Papermill's first cell calls it, so a bad ``-p`` value fails before any work.
+        """
+        for f in fields(self):
+            value = getattr(self, f.name)
+            expected = {"int": int, "float": (int, float), "str": str, "bool": bool}[f.type]
+            if isinstance(value, bool) and f.type != "bool" or not isinstance(value, expected):
+                kind = {"int": "an int", "float": "a number", "str": "a string", "bool": "True or False"}[f.type]
+                raise SSCNError(f"training parameter {f.name} must be {kind}, got {type(value).__name__} {value!r}")
         checks = [
             (self.image_size >= 32 and self.image_size % 16 == 0, "image_size", "a multiple of 16, at least 32"),
             (0 < self.width <= 4, "width", "in (0, 4]"),
             (self.batch_size >= 1, "batch_size", ">= 1"),
             (self.steps >= 1, "steps", ">= 1"),
-            (self.lr > 0, "lr", "> 0"),
-            (self.k >= 0 and self.r >= 0 and self.k + self.r >= 1, "k, r", ">= 0 with k + r >= 1"),
+            (self.lr > 0 and math.isfinite(self.lr), "lr", "a finite number > 0"),
+            (self.k >= 0, "k", ">= 0"),
+            (self.r >= 0, "r", ">= 0"),
+            (self.dense or self.k + self.r >= 1, "k", "such that k + r >= 1 (or set dense)"),
             (0 <= self.violent_share <= 1, "violent_share", "in [0, 1]"),
             (self.similarity in ("cosine", "dot"), "similarity", "'cosine' or 'dot'"),
-            (self.val_every >= 1 and self.log_every >= 1 and self.ckpt_every >= 1, "val_every/log_every/ckpt_every", ">= 1"),
+            (self.grad_clip >= 0, "grad_clip", ">= 0 (0: off)"),
+            (self.val_every >= 1, "val_every", ">= 1"),
+            (self.val_images >= 1, "val_images", ">= 1"),
+            (self.log_every >= 1, "log_every", ">= 1"),
+            (self.ckpt_every >= 1, "ckpt_every", ">= 1"),
+            (self.time_limit_min >= 0, "time_limit_min", ">= 0 (0: no limit)"),
+            (self.num_workers >= 0, "num_workers", ">= 0"),
             (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device", "'auto', 'cpu' or 'cuda'"),
         ]
         for ok, name, rule in checks:
             if not ok:
-                raise SSCNError(f"training parameter {name} must be {rule} (got {getattr(self, name.split(',')[0], '')!r})")
-        for f in fields(self):
-            value = getattr(self, f.name)
-            expected = {"int": int, "float": (int, float), "str": str, "bool": bool}[f.type]
-            if isinstance(value, bool) and f.type != "bool" or not isinstance(value, expected):
-                raise SSCNError(f"training parameter {f.name} must be a {f.type}, got {type(value).__name__} {value!r}")
+                raise SSCNError(f"training parameter {name} must be {rule} (got {getattr(self, name)!r})")
 
 
 class TrainingDiverged(SSCNError):
@@ -115,21 +127,47 @@ def _distributed() -> tuple[int, int, int]:
     return 0, 0, 1
 
 
+def _agree(flag: bool, world: int) -> bool:
+    """True on every rank when it is true on any (ranks' clocks differ; they must stop together)."""
+    if world == 1:
+        return flag
+    value = torch.tensor([int(flag)], dtype=torch.int32)
+    if dist.get_backend() == "nccl":
+        value = value.cuda()
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
+def _diverged_message(terms: dict, total: torch.Tensor, step: int, ckpt_path: Path, saved_step: int | None) -> str:
+    bad = [f"{name} = {float(value.detach())}" for name, value in terms.items() if not torch.isfinite(value)]
+    if not bad and not torch.isfinite(total):
+        bad = [f"total = {float(total.detach())}"]
+    what = ", ".join(bad) if bad else "not finite on another process"
+    kept = (f"the last checkpoint ({ckpt_path}, step {saved_step}) is kept" if saved_step is not None
+            else "no checkpoint was written yet (see ckpt_every)")
+    return (f"training diverged at step {step}: loss term {what}; {kept}. "
+            "Resume with a lower lr, or set grad_clip (e.g. 1.0).")
+
+
 def _device(name: str, local_rank: int) -> torch.device:
     if name == "auto":
         return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
 
 
-def _datasets(cfg: TrainConfig):
-    if cfg.data_dir == "samples":
-        from .data import sample_folder
+def datasets(cfg: TrainConfig):
+    """(training set, validation set) of ``cfg.data_dir``; the validation items carry fixed TPS references.
 
+    ``"samples"``: the built-in photos (``sscn.data.sample_folder``) serve as both. A folder
+    with ``train/`` (and ``val/``) uses those; any other folder of class folders serves as both.
+    """
+    if cfg.data_dir == "samples":
         root = sample_folder()
-        return ImageFolder(root, cfg.image_size), ImageFolder(root, cfg.image_size, reference="tps", limit=cfg.val_images)
-    root = Path(cfg.data_dir)
-    train_dir = root / "train" if (root / "train").is_dir() else root
-    val_dir = root / "val" if (root / "val").is_dir() else train_dir
+        train_dir = val_dir = root
+    else:
+        root = Path(cfg.data_dir)
+        train_dir = root / "train" if (root / "train").is_dir() else root
+        val_dir = root / "val" if (root / "val").is_dir() else train_dir
     train_set = ImageFolder(train_dir, cfg.image_size)
     val_set = ImageFolder(val_dir, cfg.image_size, reference="tps", seed=cfg.seed, limit=cfg.val_images)
     return train_set, val_set
@@ -207,7 +245,7 @@ def train(cfg: TrainConfig, progress: bool = True, on_log=None) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path, log_path = out_dir / "last.pt", out_dir / "metrics.jsonl"
 
-    train_set, val_set = _datasets(cfg)
+    train_set, val_set = datasets(cfg)
     num_classes = len(train_set.classes)
     torch.manual_seed(cfg.seed)
     model = SSCN(cfg.model_config(num_classes)).to(device)
@@ -216,7 +254,7 @@ def train(cfg: TrainConfig, progress: bool = True, on_log=None) -> dict:
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
     weights = LossWeights(cfg.w_coarse, cfg.w_fine, cfg.w_cls, cfg.w_hist, cfg.w_tv)
 
-    step, history = 0, []
+    step, history, saved_step = 0, [], None
     if cfg.init_from and not ckpt_path.exists():
         from .checkpoint import load_state
 
@@ -229,6 +267,7 @@ def train(cfg: TrainConfig, progress: bool = True, on_log=None) -> dict:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         step, history = ckpt["step"], ckpt.get("history", [])
+        saved_step = step
         rng = ckpt["rng"]
         torch.set_rng_state(rng["torch"])
         if rng["cuda"] and torch.cuda.is_available():
@@ -242,6 +281,8 @@ def train(cfg: TrainConfig, progress: bool = True, on_log=None) -> dict:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)
 
     def save(at_step: int) -> None:
+        nonlocal saved_step
+        saved_step = at_step
         if rank == 0:
             state = {
                 "model": model.state_dict(),
@@ -283,13 +324,14 @@ def train(cfg: TrainConfig, progress: bool = True, on_log=None) -> dict:
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 out = net(gray_l, ref_lab, labels, generator=generator)
             total, terms = sscn_loss(out, ab, labels, weights)
-            bad = [name for name, value in terms.items() if not torch.isfinite(value)]
-            if bad or not torch.isfinite(total):
+            finite = torch.stack([torch.isfinite(value) for value in terms.values()] + [torch.isfinite(total)])
+            if world > 1:
+                # every rank must stop together: a rank that left alone would hang the others' all-reduce
+                finite = finite.to(torch.int32)
+                dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+            if not bool(finite.all()):
                 bar.close()
-                raise TrainingDiverged(
-                    f"loss term {', '.join(bad) or 'total'} became {float(terms[bad[0]] if bad else total)} at step {step + 1}; "
-                    f"the last good checkpoint ({ckpt_path}) is kept. Try a lower lr or grad_clip."
-                )
+                raise TrainingDiverged(_diverged_message(terms, total, step + 1, ckpt_path, saved_step))
             optimizer.zero_grad(set_to_none=True)
             total.backward()
             if cfg.grad_clip > 0:
@@ -315,7 +357,7 @@ def train(cfg: TrainConfig, progress: bool = True, on_log=None) -> dict:
                         on_log(record)
             if step % cfg.ckpt_every == 0 or step == cfg.steps:
                 save(step)
-            if cfg.time_limit_min and time.time() - started > cfg.time_limit_min * 60:
+            if cfg.time_limit_min and _agree(time.time() - started > cfg.time_limit_min * 60, world):
                 stop_reason = "time limit"
                 break
             if step >= cfg.steps:
@@ -344,15 +386,25 @@ def train(cfg: TrainConfig, progress: bool = True, on_log=None) -> dict:
     return summary
 
 
+# torchrun parses every "--" word of its command line, the script's included, and stops at
+# one that abbreviates several of its own options: "--r" (--rdzv-*, --role, --run-path, ...)
+# does. Under torchrun pass r as --random-tokens (and k as --topk, for symmetry).
+ALIASES = {"k": ("--topk",), "r": ("--random-tokens",)}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per TrainConfig field (``--image-size 128``, ``--dense``, ``--no-amp``)."""
+    """One flag per TrainConfig field (``--image-size 128``, ``--dense``, ``--no-amp``).
+
+    ``--k`` and ``--r`` also read as ``--topk`` and ``--random-tokens``: use those under
+    ``torchrun``, which rejects ``--r`` as an ambiguous abbreviation of its own options.
+    """
     for f in fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
+        flags = ["--" + f.name.replace("_", "-"), *ALIASES.get(f.name, ())]
         default = f.default
         if f.type == "bool":
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+            parser.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=default)
         else:
-            parser.add_argument(flag, type={"int": int, "float": float, "str": str}[f.type], default=default)
+            parser.add_argument(*flags, dest=f.name, type={"int": int, "float": float, "str": str}[f.type], default=default)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

@@ -1,0 +1,279 @@
+# %% [markdown]
+# # 04 · The CAM classifier: which reference positions carry the semantics
+#
+# The fine stage of SSCN matches every position of the target with positions of the
+# reference. Matching against *all* reference positions costs $O(N^2)$ and, the paper
+# argues, lets the target latch on to background clutter. SSCN keeps only the reference
+# positions that matter most for what the image shows, and it finds them with a
+# **class activation map** (CAM): a classifier on the reference's deepest features
+# whose weights say, for every position, how much it speaks for the image's class.
+#
+# **What you will learn**
+#
+# - how a global-average-pooling classifier gives a class activation map for free
+#   (Zhou et al. 2016), and why the class score is the mean of that map;
+# - how SSCN turns the map into the ranking of its $N = H/4 \cdot W/4$ reference tokens;
+# - how to train such a classifier (here: only its linear layer, on frozen encoder
+#   features, a few steps on the sample photos or on Imagenette);
+# - what the bundled model's CAM looks like on photos, and which token positions the
+#   top-k selection keeps.
+#
+# **Class activation maps.** Let $f_k(x, y)$ be channel $k$ of the reference's level-5
+# features (relu5_1, stride 16). Global average pooling and a linear layer give the
+# class scores
+#
+# $$S_c = \sum_k w_{c,k}\, \frac{1}{Z} \sum_{x, y} f_k(x, y) + b_c, \qquad
+#   Z = h \cdot w,$$
+#
+# trained with cross-entropy on the image's class (the paper's classification loss,
+# weight 0.1). Swapping the two sums shows where the score comes from:
+#
+# $$M_c(x, y) = \sum_k w_{c,k}\, f_k(x, y), \qquad S_c = \frac{1}{Z} \sum_{x, y} M_c(x, y) + b_c.$$
+#
+# $M_c$ is the class activation map of class $c$. SSCN takes it for the true class
+# while training and for the predicted class at inference, resizes it bilinearly to the
+# token grid $H/4 \times W/4$, scales it to $[0, 1]$ per image and flattens it to
+# $C \in [0, 1]^N$. The semantic-sparse selection (notebook 05) keeps the top-$k$ tokens
+# of $C$ plus $r$ random others: $S(C) = T_k \cup T_r$.
+
+# %%
+import os
+
+import matplotlib.pyplot as plt
+import torch
+import torch.nn.functional as F
+
+from sscn.augment import REFERENCE_KINDS, make_reference
+from sscn.checkpoint import load_model, read_checkpoint, BUNDLED
+from sscn.color import lab_norm_to_rgb, rgb_to_lab_norm
+from sscn.data import IMAGENETTE_CLASSES, imagenette_folder, sample_photos
+from sscn.viz import FIGSIZE, RANDOM_COLOR, TOPK_COLOR, mark_tokens, overlay_map, show_image
+
+SMOKE = os.environ.get("SSCN_SMOKE") == "1"
+plt.rcParams["figure.dpi"] = 80  # modest figures keep the stored notebook small
+
+# %% tags=["parameters"]
+checkpoint = ""  # "" = the bundled checkpoint
+data_dir = ""  # "" = the sample photos (each photo a class of its own); else Imagenette's root (train/, val/)
+size = 128  # working size (the bundled model was trained at 128 px)
+train_views = 12  # sample photos: augmented views per photo to train on
+test_views = 4  # and held-out views to test on
+limit = 1000  # Imagenette: training photos (evenly spaced over the classes); a quarter of it to test
+steps = 300
+batch_size = 32
+lr = 0.01
+k = 64  # top-k CAM tokens (the bundled model's setting)
+r = 64  # random tokens
+show_names = ["chelsea", "coffee", "astronaut", "motorcycle"]
+seed = 0
+
+# %%
+if SMOKE:  # seconds: a smaller image, fewer views and steps
+    data_dir, size, train_views, test_views, steps = "", 96, 4, 2, 40
+torch.manual_seed(seed)
+model = load_model(checkpoint or None)
+classes = read_checkpoint(checkpoint or BUNDLED)["classes"]
+class_names = [IMAGENETTE_CLASSES.get(wnid, wnid) for wnid in classes]
+token_hw = (size // 4, size // 4)
+n_tokens = token_hw[0] * token_hw[1]
+print(f"bundled classifier: {len(class_names)} classes ({', '.join(class_names)})")
+print(f"{size} x {size} px -> {n_tokens} tokens; k = {k}, r = {r}")
+
+
+def reference_features(rgb):
+    """Level 5 of E for sRGB images B x 3 x H x W, as the network computes it (via Lab)."""
+    with torch.no_grad():
+        return model.encoder(lab_norm_to_rgb(rgb_to_lab_norm(rgb)))[4]
+
+
+# %% [markdown]
+# ## 1. The CAM, step by step
+#
+# We draft the classifier's forward pass with the bundled model's weights: pool, classify,
+# pick the class, weight the channels, resize to the token grid, scale to $[0, 1]$.
+
+# %%
+def cam_draft(feats5, weight, bias, token_hw, labels=None):
+    """feats5 B x C x h x w, weight num_classes x C, bias num_classes ->
+    (logits B x num_classes, CAM B x N in [0, 1])."""
+    logits = feats5.mean(dim=(2, 3)) @ weight.T + bias  # S_c: pool, then the linear layer
+    cls = logits.argmax(1) if labels is None else labels  # the predicted class at inference
+    maps = (weight[cls][:, :, None, None] * feats5).sum(1, keepdim=True)  # M_c = sum_k w_ck f_k
+    maps = F.interpolate(maps, size=token_hw, mode="bilinear", align_corners=False).flatten(1)
+    low, high = maps.min(1, keepdim=True).values, maps.max(1, keepdim=True).values
+    return logits, (maps - low) / (high - low).clamp(min=1e-6)
+
+
+photos = dict(sample_photos(size))
+shown = torch.stack([photos[name] for name in show_names])
+feats5 = reference_features(shown)
+weight, bias = model.cam.fc.weight.detach(), model.cam.fc.bias.detach()
+logits, cam = cam_draft(feats5, weight, bias, token_hw)
+raw_maps = torch.einsum("bc,bchw->bhw", weight[logits.argmax(1)], feats5)
+print(f"level-5 features: {tuple(feats5.shape)}; CAM: {tuple(cam.shape)} (N = {n_tokens})")
+print("score = mean of the raw map + bias:",
+      torch.allclose(logits.gather(1, logits.argmax(1, keepdim=True))[:, 0],
+                     raw_maps.mean(dim=(1, 2)) + bias[logits.argmax(1)], atol=1e-4))
+for name, row in zip(show_names, logits.softmax(1)):
+    print(f"{name:>10}: predicted '{class_names[row.argmax()]}' ({row.max():.0%})")
+
+# %% [markdown]
+# None of these photos belongs to an Imagenette class (a cat, a cup, an astronaut, a
+# motorbike), so the predictions are guesses, and the maps are far from object masks:
+# they rank the positions whose features look most like the guessed class (for a
+# "church", often the top of the picture). Top row: the map over the photo (bright =
+# high). Bottom row: orange squares are the top-$k$ tokens, cyan ones the $r$ random
+# others, drawn with a seed as `sscn.models.attention.select_tokens` does. The random
+# tokens are what keeps the rest of the reference in play when the map is wrong.
+
+# %%
+from sscn.models.attention import select_tokens  # noqa: E402
+
+selected = select_tokens(cam, k, r, torch.Generator().manual_seed(seed))
+fig, axes = plt.subplots(2, len(show_names), figsize=(FIGSIZE[0], 5.4), squeeze=False)
+for col, name in enumerate(show_names):
+    predicted = class_names[logits[col].argmax()]
+    overlay_map(axes[0, col], shown[col], cam[col].reshape(token_hw), f"{name}\nCAM of '{predicted}'")
+    show_image(axes[1, col], shown[col] * 0.6 + 0.2, f"top-{k} + {r} random of {n_tokens}")
+    mark_tokens(axes[1, col], selected[col, k:], token_hw[1], RANDOM_COLOR, "random")
+    mark_tokens(axes[1, col], selected[col, :k], token_hw[1], TOPK_COLOR, "top-k CAM")
+axes[1, 0].legend(loc="lower left", fontsize=7, framealpha=0.8)
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## 2. Training a CAM classifier
+#
+# In SSCN the classifier trains jointly with everything else. To see the CAM emerge on
+# its own, we train only a fresh linear layer (`sscn.models.cam.CAMClassifier`) on the
+# **frozen** level-5 features of the bundled encoder: a linear probe.
+#
+# Without `data_dir`, the task is to tell the sample photos apart: each photo is a
+# class, its training examples are seeded TPS, rotation and crop references of it (the
+# augmentations of notebook 02) and its test examples are views with other seeds. With
+# `data_dir` pointing to Imagenette, the classes are Imagenette's ten and the test
+# photos come from its `val` split.
+
+# %%
+from sscn.models.cam import CAMClassifier  # noqa: E402
+
+
+def views(photo, count, first_seed):
+    kinds = REFERENCE_KINDS
+    return torch.stack([make_reference(photo, kinds[i % len(kinds)], first_seed + i).image for i in range(count)])
+
+
+def encode(rgbs, chunk=32):
+    return torch.cat([reference_features(rgbs[i : i + chunk]) for i in range(0, len(rgbs), chunk)])
+
+
+if data_dir:
+    train_set = imagenette_folder(data_dir, "train", size, limit=limit)
+    test_set = imagenette_folder(data_dir, "val", size, limit=max(limit // 4, 10))
+    probe_classes = train_set.class_names
+    train_x = encode(torch.stack([item["rgb"] for item in train_set]))
+    test_x = encode(torch.stack([item["rgb"] for item in test_set]))
+    train_y, test_y = torch.tensor(train_set.labels), torch.tensor(test_set.labels)
+else:
+    probe_classes = list(photos)
+    train_x = encode(torch.cat([views(p, train_views, seed) for p in photos.values()]))
+    test_x = encode(torch.cat([views(p, test_views, seed + 1000) for p in photos.values()]))
+    train_y = torch.arange(len(photos)).repeat_interleave(train_views)
+    test_y = torch.arange(len(photos)).repeat_interleave(test_views)
+print(f"{len(probe_classes)} classes; {len(train_x)} training and {len(test_x)} test examples, "
+      f"features {tuple(train_x.shape[1:])}")
+
+probe = CAMClassifier(train_x.shape[1], len(probe_classes))
+optimizer = torch.optim.Adam(probe.parameters(), lr=lr)
+generator = torch.Generator().manual_seed(seed)
+history = []
+for step in range(1, steps + 1):
+    batch = torch.randint(len(train_x), (batch_size,), generator=generator)
+    batch_logits, _ = probe(train_x[batch], token_hw, train_y[batch])
+    loss = F.cross_entropy(batch_logits, train_y[batch])
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    if step % max(1, steps // 20) == 0 or step == steps:
+        with torch.no_grad():
+            accuracy = (probe(test_x, token_hw)[0].argmax(1) == test_y).float().mean().item()
+        history.append((step, loss.item(), accuracy))
+print(f"after {steps} steps: training loss {history[-1][1]:.3f}, test accuracy {history[-1][2]:.0%} "
+      f"(chance {1 / len(probe_classes):.0%})")
+
+fig, axes = plt.subplots(1, 2, figsize=(FIGSIZE[0], 2.8))
+steps_seen, losses, accuracies = zip(*history)
+axes[0].plot(steps_seen, losses, marker=".")
+axes[0].set(xlabel="step", ylabel="cross-entropy (batch)", title="training loss")
+axes[1].plot(steps_seen, accuracies, marker=".", color="tab:green")
+axes[1].set(xlabel="step", ylabel="accuracy", title="held-out accuracy", ylim=(0, 1.05))
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The probe's CAMs on held-out views, for the true class. A class that is "this photo"
+# can be recognised from many places, so its maps spread wider than those of a
+# classifier of object categories; on Imagenette (`data_dir`) they gather on the
+# objects.
+
+# %%
+with torch.no_grad():
+    first_of_each = torch.arange(0, len(test_x), max(1, len(test_x) // 4))[:4]
+    _, probe_cam = probe(test_x[first_of_each], token_hw, test_y[first_of_each])
+if data_dir:
+    probe_images = torch.stack([test_set[int(i)]["rgb"] for i in first_of_each])
+else:
+    probe_images = torch.cat([views(p, test_views, seed + 1000) for p in photos.values()])[first_of_each]
+fig, axes = plt.subplots(1, len(first_of_each), figsize=(FIGSIZE[0], 2.8), squeeze=False)
+for ax, image, cam_row, label in zip(axes[0], probe_images, probe_cam, test_y[first_of_each]):
+    overlay_map(ax, image, cam_row.reshape(token_hw), f"probe CAM: '{probe_classes[label]}'")
+plt.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## 3. The package version
+#
+# `sscn.models.cam.CAMClassifier` is the draft above as a module (its `forward` returns
+# the logits and the CAM); `SSCN.forward` calls it on level 5 of the reference's
+# features and passes the CAM to `select_tokens`. Check that the draft, the module and
+# the whole network agree, and that the selection keeps the CAM's top-k tokens.
+
+# %%
+# NBVAL_CHECK_OUTPUT
+package_logits, package_cam = model.cam(feats5, token_hw)
+print("cam_draft == sscn CAMClassifier (predicted class):",
+      torch.allclose(cam, package_cam, atol=1e-6) and torch.allclose(logits, package_logits, atol=1e-5))
+labels = torch.arange(len(show_names)) % len(class_names)
+print("cam_draft == sscn CAMClassifier (given labels):",
+      torch.allclose(cam_draft(feats5, weight, bias, token_hw, labels)[1], model.cam(feats5, token_hw, labels)[1], atol=1e-6))
+with torch.no_grad():
+    ref_lab = rgb_to_lab_norm(shown)
+    out = model(ref_lab[:, :1], ref_lab, coarse_only=True)
+print("the network's CAM is the same:", torch.allclose(out.cam, cam, atol=1e-5))
+print("CAM in [0, 1] with min 0 and max 1:", bool((cam.amin(1) == 0).all() and torch.allclose(cam.amax(1), torch.ones(len(cam)))))
+print("selection starts with the CAM's top-k:", torch.equal(selected[:, :k], cam.topk(k, dim=1).indices))
+print("random tokens are distinct and never top-k:",
+      all(len(set(row.tolist())) == k + r for row in selected))
+print("tokens selected per image:", selected.shape[1], f"(= k + r = {k + r})")
+
+# %% [markdown]
+# ## Conclusion
+#
+# - With global average pooling before the last linear layer, a class score is the
+#   mean of its class activation map $M_c = \sum_k w_{c,k} f_k$: the weights that
+#   classify also localise.
+# - SSCN resizes the map of the true (training) or predicted (inference) class to the
+#   $H/4 \times W/4$ token grid, scales it to $[0, 1]$ and keeps the top-$k$ tokens plus
+#   $r$ random ones; the random tokens keep some of everything else in play.
+# - The classifier needs no extra labels beyond the image's class and trains jointly
+#   with the colorization; its prediction need not be right for the map to rank the
+#   subject above the background.
+#
+# ## References
+#
+# - B. Zhou, A. Khosla, A. Lapedriza, A. Oliva, A. Torralba. Learning deep features for
+#   discriminative localization. CVPR 2016.
+# - Y. Bai, C. Dong, Z. Chai, A. Wang, Z. Xu, C. Yuan. Semantic-Sparse Colorization Network
+#   for Deep Exemplar-based Colorization. ECCV 2022 (Sec. 3.2).
+# - J. Howard. Imagenette: a subset of 10 easily classified classes from ImageNet.
+#   github.com/fastai/imagenette, 2019.

@@ -1,0 +1,447 @@
+"""The k/r explorer: how many CAM tokens (k) and random tokens (r) the correspondence needs.
+
+The semantic-sparse attention (paper, Sec. 3.2, Formulas 2-3) lets every target token
+look only at ``S(C) = T_k U T_r``: the k reference tokens the CAM ranks highest plus r
+random others. This module shows, for one target and one reference, which tokens are
+kept, where one query point of the target looks in the reference, and the colorized
+result, for any k and r:
+
+- :func:`render` does it once, without widgets: a dict of images and PNG bytes;
+- :class:`KRExplorer` wraps it in ipywidgets (sliders for k, r and the query point,
+  dropdowns for the target and the reference) for JupyterLab and Voila.
+
+Everything before the token selection (the reference encoder, GCT, the CAM, the coarse
+image's encoder and both token sets) depends only on the (target, reference) pair, so
+:func:`prepare` runs it once and :func:`attend` reruns only the selection, the
+attention and the LDT decoder when k, r or the seed move. The two call the network's
+own submodules in the order ``SSCN.forward`` does; ``render(...)["result"]`` equals the
+full forward pass (tests/test_explorer.py checks it).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .augment import ALL_REFERENCE_KINDS, make_reference
+from .color import gray_l_to_rgb, join_lab, lab_norm_to_rgb, rgb_to_lab_norm, split_lab
+from .colorize import working_shape
+from .errors import SSCNError
+from .models import SSCN
+from .models.attention import select_tokens
+from .models.ldt import resize
+from .models.sscn import check_size
+from . import viz
+
+
+@dataclass
+class Prepared:
+    """What one (target, reference) pair gives before any token is selected (batch of 1).
+
+    ``gray_l`` ``1 x 1 x H x W``; ``ref_lab`` ``1 x 3 x H x W`` (resized to the target, as
+    the network sees it); ``ab_coarse`` ``1 x 2 x H x W``; ``cam`` ``1 x N`` in [0, 1];
+    ``query``, ``key`` ``1 x N x d`` tokens of the coarse image and of the reference;
+    ``ref_ab`` ``1 x N x 2``; ``token_hw`` = ``(H/4, W/4)``, N = H/4 * W/4.
+    """
+
+    gray_l: torch.Tensor
+    ref_lab: torch.Tensor
+    ab_coarse: torch.Tensor
+    class_logits: torch.Tensor
+    cam: torch.Tensor
+    coarse_feats: list[torch.Tensor]
+    query: torch.Tensor
+    key: torch.Tensor
+    ref_ab: torch.Tensor
+    token_hw: tuple[int, int]
+
+    @property
+    def num_tokens(self) -> int:
+        return self.token_hw[0] * self.token_hw[1]
+
+
+@dataclass
+class Attended:
+    """The fine stage for one token selection: ``ab_fine`` ``1 x 2 x H x W``, ``attention``
+    ``1 x N x S``, ``indices`` ``1 x S`` (top-k first, then random; ``None`` when dense),
+    and the counts actually used (``k + r`` is capped at N, as :func:`select_tokens` does)."""
+
+    ab_fine: torch.Tensor
+    attention: torch.Tensor
+    indices: torch.Tensor | None
+    k: int
+    r: int
+
+
+@torch.inference_mode()
+def prepare(model: SSCN, gray_l: torch.Tensor, ref_lab: torch.Tensor) -> Prepared:
+    """Everything ``SSCN.forward`` computes before the token selection, in the same order.
+
+    ``gray_l``: ``1 x 1 x H x W`` (L / 50 - 1); ``ref_lab``: ``1 x 3 x H' x W'`` normalised
+    Lab (resized to the target's size here, as the network does).
+    """
+    if gray_l.dim() != 4 or gray_l.shape[:2] != (1, 1):
+        raise SSCNError(f"prepare expects gray_l shaped 1 x 1 x H x W, got {tuple(gray_l.shape)}")
+    h, w = gray_l.shape[-2:]
+    check_size(h, w)
+    ref_lab = resize(ref_lab, (h, w))
+    hw = (h // 4, w // 4)
+    ref_feats = model.encoder(lab_norm_to_rgb(ref_lab))
+    ab_coarse = model.gct(gray_l, ref_feats[4])
+    class_logits, cam = model.cam(ref_feats[4], hw, None)
+    coarse_feats = model.encoder(lab_norm_to_rgb(join_lab(gray_l, ab_coarse)))
+    return Prepared(
+        gray_l=gray_l,
+        ref_lab=ref_lab,
+        ab_coarse=ab_coarse,
+        class_logits=class_logits,
+        cam=cam,
+        coarse_feats=coarse_feats,
+        query=model.tokens(coarse_feats, hw),
+        key=model.tokens(ref_feats, hw),
+        ref_ab=resize(ref_lab[:, 1:], hw).flatten(2).transpose(1, 2),
+        token_hw=hw,
+    )
+
+
+@torch.inference_mode()
+def attend(model: SSCN, prepared: Prepared, k: int, r: int, dense: bool = False, seed: int = 0) -> Attended:
+    """Token selection (top-k CAM + r random, drawn with ``seed``), Formulas 2-3, the LDT decoder."""
+    n = prepared.num_tokens
+    indices = None
+    if dense:
+        k_used, r_used = n, 0
+    else:
+        indices = select_tokens(prepared.cam, k, r, torch.Generator().manual_seed(int(seed)))
+        k_used = min(k, n)
+        r_used = indices.shape[1] - k_used
+    attended, attention = model.correspondence(
+        prepared.query, prepared.key, prepared.ref_ab, indices, model.config.chunk_size, True
+    )
+    attended = attended.transpose(1, 2).reshape(1, -1, *prepared.token_hw)
+    ab_fine, _ = model.ldt(prepared.coarse_feats, attended, prepared.gray_l, prepared.ab_coarse)
+    return Attended(ab_fine=ab_fine, attention=attention, indices=indices, k=k_used, r=r_used)
+
+
+def working_inputs(target_rgb: torch.Tensor, ref_rgb: torch.Tensor, size: int, device=None):
+    """``3 x H x W`` sRGB photos -> (``gray_l`` ``1 x 1 x h x w``, ``ref_lab`` ``1 x 3 x h' x w'``) at the
+    working size (long side ``size``, multiples of 16), resized as ``sscn.colorize`` does."""
+    for name, image in (("target_rgb", target_rgb), ("ref_rgb", ref_rgb)):
+        if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] != 3:
+            shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+            raise SSCNError(f"{name} must be an sRGB tensor shaped 3 x H x W in [0, 1], got {shape}")
+    gray_l = split_lab(rgb_to_lab_norm(target_rgb.to(device)))[0][None]
+    ref_lab = rgb_to_lab_norm(ref_rgb.to(device))[None]
+    shaped = []
+    for image in (gray_l, ref_lab):
+        hw = working_shape(*image.shape[-2:], size)
+        if tuple(image.shape[-2:]) != hw:
+            image = F.interpolate(image, size=hw, mode="bilinear", align_corners=False, antialias=True)
+        shaped.append(image)
+    return shaped[0], shaped[1]
+
+
+def query_token(query_xy, image_hw: tuple[int, int], stride: int = viz.TOKEN_STRIDE) -> tuple[tuple[int, int], int]:
+    """Pixel ``(x, y)`` of the working-size target -> (the point clamped to the image, its token index)."""
+    height, width = image_hw
+    x = min(max(int(query_xy[0]), 0), width - 1)
+    y = min(max(int(query_xy[1]), 0), height - 1)
+    return (x, y), (y // stride) * (width // stride) + x // stride
+
+
+def attention_map(attended: Attended, token: int, token_hw: tuple[int, int]) -> torch.Tensor:
+    """Row ``token`` of the attention, scattered back onto the ``h x w`` reference token grid
+    (zero where a token was not selected)."""
+    weights = attended.attention[0, token].float().cpu()
+    full = torch.zeros(token_hw[0] * token_hw[1])
+    if attended.indices is None:
+        full = weights
+    else:
+        full[attended.indices[0].cpu()] = weights
+    return full.reshape(token_hw)
+
+
+def describe(attended: Attended, n: int) -> str:
+    if attended.indices is None:
+        return f"dense: all {n} tokens"
+    return f"k = {attended.k} top-CAM + r = {attended.r} random = {attended.k + attended.r} of {n} tokens"
+
+
+def draw(prepared: Prepared, attended: Attended, query_xy, token: int):
+    """The explorer's figure (three panels): the reference with the selected tokens, the
+    query point's attention over the reference, the colorized result with the query point."""
+    reference = lab_norm_to_rgb(prepared.ref_lab)[0].cpu()
+    result = lab_norm_to_rgb(join_lab(prepared.gray_l, attended.ab_fine))[0].cpu()
+    token_w = prepared.token_hw[1]
+    fig, axes = viz.new_figure(3)
+    viz.show_image(axes[0], reference, "reference, selected tokens")
+    if attended.indices is not None:
+        chosen = attended.indices[0].cpu()
+        if attended.r:
+            viz.mark_tokens(axes[0], chosen[attended.k :], token_w, viz.RANDOM_COLOR, f"random (r = {attended.r})")
+        if attended.k:
+            viz.mark_tokens(axes[0], chosen[: attended.k], token_w, viz.TOPK_COLOR, f"top-k CAM (k = {attended.k})")
+        axes[0].legend(loc="lower left", fontsize=7, framealpha=0.8, markerscale=1.5)
+    else:
+        axes[0].set_title("reference, dense: every token", fontsize=9)
+    viz.overlay_map(axes[1], reference, attention_map(attended, token, prepared.token_hw), "attention of the query point")
+    viz.show_image(axes[2], result, "result (SSCN)")
+    viz.mark_point(axes[2], query_xy)
+    fig.suptitle(describe(attended, prepared.num_tokens), fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def _result_dict(prepared: Prepared, attended: Attended, query_xy, token: int, figure) -> dict:
+    chosen = attended.indices[0].cpu() if attended.indices is not None else torch.zeros(0, dtype=torch.long)
+    return {
+        "gray": gray_l_to_rgb(prepared.gray_l)[0].cpu(),
+        "reference": lab_norm_to_rgb(prepared.ref_lab)[0].cpu(),
+        "coarse": lab_norm_to_rgb(join_lab(prepared.gray_l, prepared.ab_coarse))[0].cpu(),
+        "result": lab_norm_to_rgb(join_lab(prepared.gray_l, attended.ab_fine))[0].cpu(),
+        "ab_fine": attended.ab_fine[0].cpu(),
+        "attention": attention_map(attended, token, prepared.token_hw),
+        "cam": prepared.cam[0].cpu().reshape(prepared.token_hw),
+        "topk": chosen[: attended.k] if attended.indices is not None else chosen,
+        "random": chosen[attended.k :],
+        "k": attended.k,
+        "r": attended.r,
+        "dense": attended.indices is None,
+        "tokens": prepared.num_tokens,
+        "query": tuple(query_xy),
+        "query_token": token,
+        "figure": figure,
+        "png": viz.figure_png(figure),
+    }
+
+
+def render(
+    model: SSCN,
+    target_rgb: torch.Tensor,
+    ref_rgb: torch.Tensor,
+    k: int,
+    r: int,
+    query_xy=(0, 0),
+    size: int = 128,
+    *,
+    dense: bool = False,
+    seed: int = 0,
+) -> dict:
+    """One explorer view without widgets.
+
+    ``target_rgb``, ``ref_rgb``: ``3 x H x W`` sRGB in [0, 1] (the target is made gray);
+    ``query_xy``: a pixel ``(x, y)`` of the target at the working size (long side ``size``).
+    Returns a dict: ``"gray"``, ``"reference"``, ``"coarse"``, ``"result"`` (``3 x h x w``
+    sRGB), ``"ab_fine"`` (``2 x h x w``), ``"attention"`` and ``"cam"`` (``h/4 x w/4``),
+    ``"topk"``, ``"random"`` (token indices), the counts ``"k"``, ``"r"``, ``"tokens"``,
+    ``"query"``, ``"query_token"``, the matplotlib ``"figure"`` and its ``"png"`` bytes.
+    """
+    device = next(model.parameters()).device
+    gray_l, ref_lab = working_inputs(target_rgb, ref_rgb, size, device)
+    prepared = prepare(model, gray_l, ref_lab)
+    attended = attend(model, prepared, k, r, dense, seed)
+    query_xy, token = query_token(query_xy, gray_l.shape[-2:])
+    return _result_dict(prepared, attended, query_xy, token, draw(prepared, attended, query_xy, token))
+
+
+class KRExplorer:
+    """ipywidgets front end of :func:`render` over a set of photos.
+
+    ``photos``: ``[(name, rgb 3 x H x W)]`` or a dict (default: the sample photos at
+    ``size``). The reference is either a seeded self-augmentation of the target (TPS,
+    violent TPS, rotation, crop: the ground truth is known) or another photo.
+    Display the explorer in a notebook as the last expression of a cell (or
+    ``display(explorer)``); :meth:`update` sets any control from code and redraws.
+    The figure is an ``ipywidgets.Image`` holding PNG bytes, which renders in JupyterLab,
+    Voila and classic Notebook alike.
+
+    Encoder passes are cached per (target, reference) pair and the fine stage per
+    selection, so moving the query point only redraws, and moving k or r reruns only the
+    attention and the decoder.
+    """
+
+    CONTROLS = ("target", "reference", "k", "r", "x", "y", "dense", "seed")
+    CACHED_SELECTIONS = 8  # fine-stage results kept per pair (least recently used dropped)
+
+    def __init__(
+        self,
+        model: SSCN,
+        photos=None,
+        size: int = 128,
+        target: str | None = None,
+        reference: str = "tps",
+        k: int | None = None,
+        r: int | None = None,
+        query_xy=None,
+        dense: bool = False,
+        seed: int = 0,
+    ):
+        import ipywidgets as widgets
+
+        if photos is None:
+            from .data import sample_photos
+
+            photos = sample_photos(size)
+        self.photos = dict(photos)
+        if not self.photos:
+            raise SSCNError("KRExplorer needs at least one photo; pass photos=[(name, rgb)]")
+        self.model = model.eval()
+        self.size = size
+        self.device = next(model.parameters()).device
+        self.prepare_count = 0  # encoder passes run so far (what the cache saves)
+        self.attend_count = 0  # fine-stage passes run so far
+        self.last: dict | None = None
+        self._prepared: dict = {}
+        self._attended: dict = {}
+        self._holding = False
+
+        target = target or next(iter(self.photos))
+        if target not in self.photos:
+            raise SSCNError(f"target {target!r} is not among the photos ({', '.join(self.photos)})")
+        self.reference_options = [(f"{kind} of the target", kind) for kind in ALL_REFERENCE_KINDS]
+        self.reference_options += [(f"photo: {name}", name) for name in self.photos]
+        if reference not in [value for _, value in self.reference_options]:
+            raise SSCNError(f"reference {reference!r}: pass one of {', '.join(ALL_REFERENCE_KINDS)} or a photo name")
+        height, width = self._target_hw(target)
+        n = (height // 4) * (width // 4)
+        config = model.config
+        k = config.k if k is None else k
+        r = config.r if r is None else r
+        query_xy = query_xy or (width // 2, height // 2)
+        slider = dict(continuous_update=False, style={"description_width": "initial"})
+        self.controls = {
+            "target": widgets.Dropdown(options=list(self.photos), value=target, description="target"),
+            "reference": widgets.Dropdown(options=self.reference_options, value=reference, description="reference"),
+            "k": widgets.IntSlider(value=min(k, n), min=0, max=n, description="k (top CAM)", **slider),
+            "r": widgets.IntSlider(value=min(r, n), min=0, max=n, description="r (random)", **slider),
+            "x": widgets.IntSlider(value=query_xy[0], min=0, max=width - 1, description="query x", **slider),
+            "y": widgets.IntSlider(value=query_xy[1], min=0, max=height - 1, description="query y", **slider),
+            "dense": widgets.Checkbox(value=dense, description="dense (all tokens)", indent=False),
+            "seed": widgets.BoundedIntText(value=seed, min=0, max=2**31 - 1, description="seed",
+                                           layout=widgets.Layout(width="160px")),
+        }
+        self.status = widgets.HTML()
+        self.image = widgets.Image(format="png")
+        c = self.controls
+        self.widget = widgets.VBox([
+            widgets.HBox([c["target"], c["reference"], c["seed"]]),
+            widgets.HBox([c["k"], c["r"], c["dense"]]),
+            widgets.HBox([c["x"], c["y"]]),
+            self.status,
+            self.image,
+        ])
+        for control in self.controls.values():
+            control.observe(self._on_change, names="value")
+        self.update()
+
+    # ------------------------------------------------------------------ state
+
+    @property
+    def settings(self) -> dict:
+        """The current value of every control."""
+        return {name: control.value for name, control in self.controls.items()}
+
+    @property
+    def num_tokens(self) -> int:
+        height, width = self._target_hw(self.controls["target"].value)
+        return (height // 4) * (width // 4)
+
+    def _target_hw(self, name: str) -> tuple[int, int]:
+        return working_shape(*self.photos[name].shape[-2:], self.size)
+
+    def _reference_rgb(self, target: str, reference: str, seed: int) -> torch.Tensor:
+        if reference in ALL_REFERENCE_KINDS:
+            return make_reference(self.photos[target], reference, seed).image
+        return self.photos[reference]
+
+    def _get_prepared(self, target: str, reference: str, seed: int) -> Prepared:
+        # a photo reference does not depend on the seed; a self-augmented one does
+        key = (target, reference, seed if reference in ALL_REFERENCE_KINDS else None)
+        if key not in self._prepared:
+            gray_l, ref_lab = working_inputs(self.photos[target], self._reference_rgb(target, reference, seed),
+                                             self.size, self.device)
+            self._prepared = {key: prepare(self.model, gray_l, ref_lab)}  # one pair at a time: small memory
+            self._attended = {}
+            self.prepare_count += 1
+        return self._prepared[key]
+
+    def _get_attended(self, prepared: Prepared, k: int, r: int, dense: bool, seed: int) -> Attended:
+        key = ("dense",) if dense else (k, r, seed)
+        if key in self._attended:
+            self._attended[key] = self._attended.pop(key)  # most recently used last
+        else:
+            if len(self._attended) >= self.CACHED_SELECTIONS:
+                self._attended.pop(next(iter(self._attended)))
+            self._attended[key] = attend(self.model, prepared, k, r, dense, seed)
+            self.attend_count += 1
+        return self._attended[key]
+
+    # ---------------------------------------------------------------- drawing
+
+    def update(self, **settings) -> dict | None:
+        """Set any of ``target, reference, k, r, x, y, dense, seed``, recompute and redraw.
+
+        Returns the :func:`render`-style dict of the new view (also kept as ``self.last``),
+        or ``None`` when the settings select no token (k = r = 0), which the status line
+        then explains.
+        """
+        unknown = sorted(set(settings) - set(self.CONTROLS))
+        if unknown:
+            raise SSCNError(f"unknown explorer setting(s) {unknown}; use {', '.join(self.CONTROLS)}")
+        self._holding = True
+        try:
+            if "target" in settings:
+                self.controls["target"].value = settings["target"]
+                self._fit_sliders()
+            for name, value in settings.items():
+                if name != "target":
+                    self.controls[name].value = value
+        finally:
+            self._holding = False
+        return self._redraw()
+
+    def _fit_sliders(self) -> None:
+        """Slider ranges follow the target's size (N tokens, its pixels)."""
+        height, width = self._target_hw(self.controls["target"].value)
+        n = (height // 4) * (width // 4)
+        for name, top in (("k", n), ("r", n), ("x", width - 1), ("y", height - 1)):
+            control = self.controls[name]
+            control.value = min(control.value, top)
+            control.max = top
+
+    def _on_change(self, change) -> None:
+        if self._holding:
+            return
+        if change["owner"] is self.controls["target"]:
+            self._holding = True
+            try:
+                self._fit_sliders()
+            finally:
+                self._holding = False
+        self._redraw()
+
+    def _redraw(self) -> dict | None:
+        s = self.settings
+        start = time.perf_counter()
+        try:
+            prepared = self._get_prepared(s["target"], s["reference"], s["seed"])
+            attended = self._get_attended(prepared, s["k"], s["r"], s["dense"], s["seed"])
+        except SSCNError as err:
+            self.status.value = f"<b>nothing to show:</b> {err}"
+            return None
+        query_xy, token = query_token((s["x"], s["y"]), prepared.gray_l.shape[-2:])
+        figure = draw(prepared, attended, query_xy, token)
+        self.last = _result_dict(prepared, attended, query_xy, token, figure)
+        self.image.value = self.last["png"]
+        share = 100 * (attended.k + attended.r) / prepared.num_tokens
+        self.status.value = (f"{describe(attended, prepared.num_tokens)} ({share:.1f} %), query token {token}; "
+                             f"{1000 * (time.perf_counter() - start):.0f} ms")
+        return self.last
+
+    def _repr_mimebundle_(self, **kwargs):
+        """Show the widget; a saved notebook without its kernel shows one line of text instead."""
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        bundle["text/plain"] = "k/r explorer: run the notebook (JupyterLab or Voila) to use its controls"
+        return bundle

@@ -1,0 +1,230 @@
+"""Training (sscn.train): a batch overfits, resuming is exact, DDP runs, NaNs stop cleanly,
+bad settings are refused, and notebook 07 runs under papermill.
+
+Everything is tiny (width 0.125, 32 px) and single-threaded: on a busy CPU, torch's
+thread pool waiting for a second core costs more than it gains at this size.
+"""
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import sscn.train as train_module
+from sscn.augment import training_references
+from sscn.checkpoint import read_checkpoint
+from sscn.color import join_lab, rgb_to_lab_norm, split_lab
+from sscn.data import SAMPLE_CROPS, ImageFolder, sample_folder, sample_photos
+from sscn.errors import SSCNError
+from sscn.losses import sscn_loss
+from sscn.models import SSCN, SSCNConfig
+from sscn.train import TrainConfig, TrainingDiverged, add_arguments, config_from_args, train
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = dict(data_dir="samples", image_size=32, width=0.125, batch_size=8, k=4, r=4, num_workers=0,
+            val_images=4, val_every=1000, log_every=1, ckpt_every=1000, seed=0)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def cache_home(tmp_path_factory):
+    """A private cache folder (``XDG_CACHE_HOME``), so ``data_dir="samples"`` writes under tmp."""
+    home = tmp_path_factory.mktemp("cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(home))
+        sample_folder()
+        yield home
+
+
+def test_sample_folder(tmp_path):
+    root = sample_folder(tmp_path / "samples")
+    names = [name for name, _ in sample_photos()]
+    assert sorted(p.name for p in root.iterdir()) == sorted(names)
+    dataset = ImageFolder(root, 32)
+    assert len(dataset) == len(names) * len(SAMPLE_CROPS)
+    assert dataset.classes == sorted(names)
+    # reused, not rebuilt; no temporary folders left beside it
+    stamp = {p: p.stat().st_mtime_ns for p in root.rglob("*.png")}
+    assert sample_folder(root) == root
+    assert {p: p.stat().st_mtime_ns for p in root.rglob("*.png")} == stamp
+    assert [p.name for p in tmp_path.iterdir()] == ["samples"]
+    # the same bytes on a second build
+    again = sample_folder(tmp_path / "again")
+    assert all((again / p.relative_to(root)).read_bytes() == p.read_bytes() for p in stamp)
+
+
+def test_sample_folder_refuses_a_file(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SSCNError, match="is a file"):
+        sample_folder(tmp_path / "file")
+
+
+def test_a_single_batch_overfits():
+    """Formula 6 on one fixed batch of real photos: the total falls at least 5x."""
+    torch.manual_seed(0)
+    photos = torch.stack([rgb for _, rgb in sample_photos(size=32)[:4]])
+    lab = rgb_to_lab_norm(photos)
+    gray_l, ab = split_lab(lab)
+    ref_lab = training_references(join_lab(gray_l, ab), torch.Generator().manual_seed(0), violent_share=0.0)
+    labels = torch.arange(len(photos))
+    model = SSCN(SSCNConfig(width=0.125, num_classes=len(photos), k=4, r=4))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses, fine = [], []
+    for step in range(300):  # about 150 steps reach 8x
+        out = model(gray_l, ref_lab, labels, seed=0)
+        total, terms = sscn_loss(out, ab, labels)
+        optimizer.zero_grad()
+        total.backward()
+        optimizer.step()
+        losses.append(total.item())
+        fine.append(terms["fine"].item())
+        if losses[-1] < losses[0] / 8:
+            break
+    assert all(map(math.isfinite, losses))
+    assert min(losses[-5:]) < losses[0] / 5, f"loss {losses[0]:.3f} -> {losses[-1]:.3f} after {len(losses)} steps"
+    # not only the easy terms: the fine colours themselves are learnt
+    assert min(fine[-5:]) < fine[0] / 5, f"fine smooth-L1 {fine[0]:.4f} -> {fine[-1]:.4f}"
+
+
+def test_resume_gives_the_same_weights(tmp_path, cache_home):
+    steps = 8  # 48 sample images / batch 8: six steps an epoch, so the run crosses an epoch
+    whole = train(TrainConfig(**TINY, steps=steps, out_dir=str(tmp_path / "whole")), progress=False)
+    first = train(TrainConfig(**TINY, steps=steps // 2, out_dir=str(tmp_path / "split")), progress=False)
+    assert first["steps"] == steps // 2
+    second = train(TrainConfig(**TINY, steps=steps, out_dir=str(tmp_path / "split")), progress=False)
+    assert second["steps"] == steps and second["steps_this_run"] == steps - steps // 2
+    a = read_checkpoint(tmp_path / "whole" / "last.pt")
+    b = read_checkpoint(tmp_path / "split" / "last.pt")
+    assert a["step"] == b["step"] == steps
+    assert a["model"].keys() == b["model"].keys()
+    different = [name for name in a["model"] if not torch.equal(a["model"][name], b["model"][name])]
+    assert not different, f"resumed weights differ: {different[:5]}"
+    assert [h["loss"] for h in a["history"]] == [h["loss"] for h in b["history"]]
+    assert whole["last_loss"] == second["last_loss"]
+    lines = (tmp_path / "split" / "metrics.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == list(range(1, steps + 1))
+
+
+def test_training_writes_metrics_and_validates(tmp_path, cache_home):
+    logged = []
+    cfg = TrainConfig(**{**TINY, "val_every": 2, "log_every": 2}, steps=4, out_dir=str(tmp_path))
+    summary = train(cfg, progress=False, on_log=logged.append)
+    assert [r["step"] for r in logged] == [2, 4]
+    assert [step for step, _ in summary["val_psnr"]] == [2, 4]
+    assert all(10 < psnr < 60 for _, psnr in summary["val_psnr"])
+    assert set(logged[0]) >= {"loss", "coarse", "fine", "cls", "hist", "tv", "images_per_s", "val_psnr"}
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["steps"] == 4 and saved["world_size"] == 1 and saved["stopped_by"] == "steps"
+
+
+def test_two_process_ddp_run(tmp_path, cache_home):
+    out = tmp_path / "ddp"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "XDG_CACHE_HOME": str(cache_home)}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+               "-m", "sscn.train", "--data-dir", "samples", "--out-dir", str(out), "--image-size", "32",
+               "--width", "0.125", "--batch-size", "2", "--topk", "4", "--random-tokens", "4", "--steps", "3",
+               "--num-workers", "0", "--val-images", "2", "--log-every", "1", "--device", "cpu"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["world_size"] == 2
+    assert summary["steps"] == 3 and math.isfinite(summary["last_loss"])
+    assert read_checkpoint(out / "last.pt")["step"] == 3
+    # one metrics line per logged step: only rank 0 writes
+    assert len((out / "metrics.jsonl").read_text().splitlines()) == 3
+
+
+def test_nan_stops_training_and_keeps_the_checkpoint(tmp_path, cache_home, monkeypatch):
+    calls = []
+
+    def poisoned(output, true_ab, labels, weights=None, bins=None):
+        total, terms = sscn_loss(output, true_ab, labels, weights, bins)
+        calls.append(1)
+        if len(calls) == 3:
+            terms = {**terms, "hist": terms["hist"] * math.nan}
+            total = total + terms["hist"]
+        return total, terms
+
+    monkeypatch.setattr(train_module, "sscn_loss", poisoned)
+    cfg = TrainConfig(**{**TINY, "ckpt_every": 2}, steps=6, out_dir=str(tmp_path))
+    with pytest.raises(TrainingDiverged, match=r"step 3: loss term hist = nan") as info:
+        train(cfg, progress=False)
+    assert "last.pt, step 2" in str(info.value)
+    assert isinstance(info.value, SSCNError)
+    ckpt = read_checkpoint(tmp_path / "last.pt")
+    assert ckpt["step"] == 2
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
+
+
+@pytest.mark.parametrize("field, value", [
+    ("image_size", 40), ("image_size", 16), ("width", 0.0), ("batch_size", 0), ("steps", 0), ("lr", -1e-4),
+    ("lr", math.nan), ("k", -1), ("r", -2), ("violent_share", 1.5), ("similarity", "l2"), ("val_every", 0),
+    ("log_every", 0), ("ckpt_every", 0), ("grad_clip", -1.0), ("device", "tpu"), ("time_limit_min", -1.0),
+    # wrong types, as a papermill -p or a typo would give them
+    ("image_size", "128"), ("steps", 10.5), ("lr", "1e-4"), ("dense", "yes"), ("batch_size", True),
+    ("data_dir", None),
+])
+def test_validate_names_the_bad_field(field, value):
+    with pytest.raises(SSCNError, match=rf"training parameter {field} must"):
+        TrainConfig(**{field: value}).validate()
+
+
+def test_validate_accepts_the_defaults_and_ints_for_floats():
+    TrainConfig().validate()
+    TrainConfig(width=1, lr=1, time_limit_min=2).validate()
+    with pytest.raises(SSCNError, match="k must be such that k \\+ r >= 1"):
+        TrainConfig(k=0, r=0).validate()
+    TrainConfig(k=0, r=0, dense=True).validate()
+
+
+def test_command_line_flags_map_to_the_config():
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    cfg = config_from_args(parser.parse_args(["--image-size", "64", "--width", "0.5", "--dense", "--no-amp",
+                                              "--data-dir", "photos"]))
+    assert (cfg.image_size, cfg.width, cfg.dense, cfg.amp, cfg.data_dir) == (64, 0.5, True, False, "photos")
+    assert config_from_args(parser.parse_args([])) == TrainConfig()
+
+
+def test_notebook_07_under_papermill(tmp_path, cache_home, monkeypatch):
+    papermill = pytest.importorskip("papermill")
+    monkeypatch.delenv("SSCN_SMOKE", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    metrics = tmp_path / "metrics.json"
+    papermill.execute_notebook(
+        str(ROOT / "notebooks" / "07_training.ipynb"), str(tmp_path / "out.ipynb"),
+        parameters=dict(data_dir="samples", image_size=32, width=0.125, batch_size=4, steps=40, lr=1e-3, k=4, r=4,
+                        val_every=20, val_images=4, log_every=5, num_workers=0, threads=1, n_samples=2,
+                        out_dir=str(tmp_path / "run"), metrics_json=str(metrics)),
+        kernel_name="python3", progress_bar=False, cwd=str(tmp_path),
+    )
+    result = json.loads(metrics.read_text())
+    assert result["steps"] == 40
+    assert result["last_loss"] < result["first_loss"]
+    assert [step for step, _ in result["val_psnr"]] == [20, 40]
+    assert result["wall_s"] > 0
+    assert (tmp_path / "run" / "last.pt").exists()
+
+
+def test_notebook_07_rejects_a_bad_parameter_in_its_first_cell(tmp_path, monkeypatch):
+    papermill = pytest.importorskip("papermill")
+    monkeypatch.delenv("SSCN_SMOKE", raising=False)
+    with pytest.raises(papermill.PapermillExecutionError, match="training parameter image_size must be an int"):
+        papermill.execute_notebook(
+            str(ROOT / "notebooks" / "07_training.ipynb"), str(tmp_path / "out.ipynb"),
+            parameters=dict(image_size="big", out_dir=str(tmp_path / "run")),
+            kernel_name="python3", progress_bar=False, cwd=str(tmp_path),
+        )
+    assert not (tmp_path / "run").exists()
