@@ -1,20 +1,33 @@
 """Dense vs semantic-sparse correspondence: time and peak memory of the attention step.
 
-    python benchmarks/bench_attention.py                       # CPU: 64, 128, 256, 512 px
+    python benchmarks/bench_attention.py                       # CPU: 64, 128, 256, 512 px, 1 thread
+    python benchmarks/bench_attention.py --threads 2
     python benchmarks/bench_attention.py --sizes 64 128 256 512 1024 --device cuda
 
 The step is the project's own ``Correspondence`` (Formulas 2-3) on the tokens of a
 working size S (N = (S/4)^2 tokens of the width's feature size), sparse with
 k = r = 256 (CAM ranking, token gather and all), dense over all N tokens. Both run
 with one query chunk (the textbook attention), forward at inference and forward +
-backward as in training. Peak memory is measured per case: on CUDA with
-``max_memory_allocated``, on the CPU as the growth of the process's peak RSS in a
-fresh subprocess. Prints one table, with the dense / sparse ratios per size.
+backward as in training (gradients reach the queries, the keys and the weights).
+
+Timing: for each size and pass, one fresh subprocess runs every case (sparse, dense and,
+with ``--before``, both as they were before issue 7) twice to warm up, then
+interleaves them ``--repeats`` times (fewer for very slow cases) and takes the medians,
+so that all cases share the same machine load. Peak memory: one fresh subprocess per
+case; on CUDA ``max_memory_allocated`` over what was allocated before the run, on the
+CPU the growth of the process's peak RSS over its RSS just before the run (a small run
+first initialises the libraries and threads, so their one-time cost is not counted).
+The CPU default is one torch thread: on a machine shared with other jobs, every
+multi-threaded operation waits for its slowest thread and the times stop meaning
+anything (``--threads 2`` to compare). Prints one table with the dense / sparse ratios
+per size, then the issue's
+targets (at 256 px: >= 5x less time and >= 6x less memory; at 512 px: >= 20x less memory).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import statistics
@@ -24,8 +37,10 @@ import time
 
 import torch
 
-from sscn.models.attention import Correspondence, select_tokens
+from sscn.models.attention import Correspondence, gather_tokens, select_tokens
 from sscn.models.encoder import scaled
+
+TARGETS = {256: {"time": 5.0, "memory": 6.0}, 512: {"memory": 20.0}}  # issue 7, sparse vs dense
 
 
 def build(size: int, width: float, device: str):
@@ -40,90 +55,176 @@ def build(size: int, width: float, device: str):
     return module, query, key, ref_ab, cam
 
 
-def run_once(module, query, key, ref_ab, cam, mode: str, k: int, r: int, train: bool):
+def forward_before(self, query, key, ref_ab, indices=None, chunk_size: int = 4096, return_attention: bool = False):
+    """``Correspondence.forward`` before issue 7 (the scale applied to the N x S logits), for the ratio."""
+    if indices is not None:
+        key, ref_ab = gather_tokens(key, indices), gather_tokens(ref_ab, indices)
+    q, k = self.to_q(query), self.to_k(key)
+    v = torch.cat((self.to_v(key), ref_ab.to(key.dtype)), dim=-1)
+    if self.similarity == "cosine":
+        q, k = torch.nn.functional.normalize(q, dim=-1), torch.nn.functional.normalize(k, dim=-1)
+    scale = self.logits_scale()
+    outputs, maps = [], []
+    for start in range(0, q.shape[1], chunk_size):
+        logits = torch.einsum("bnd,bsd->bns", q[:, start : start + chunk_size], k) * scale
+        attn = torch.softmax(logits.float(), dim=-1).to(v.dtype)
+        outputs.append(torch.einsum("bns,bsd->bnd", attn, v))
+        if return_attention:
+            maps.append(attn)
+        del logits, attn
+    return torch.cat(outputs, 1), (torch.cat(maps, 1) if return_attention else None)
+
+
+def run_once(module, query, key, ref_ab, cam, case: str, k: int, r: int, train: bool):
+    """``case``: "sparse" or "dense", with " before" for the code before issue 7."""
     n = query.shape[1]
-    indices = None if mode == "dense" else select_tokens(cam, k, r, torch.Generator().manual_seed(0))
-    if train:
-        query.requires_grad_(True)
-        out, _ = module(query, key, ref_ab, indices, chunk_size=n)
-        out.square().mean().backward()
-    else:
-        with torch.inference_mode():
-            module(query, key, ref_ab, indices, chunk_size=n)
+    mode, _, variant = case.partition(" ")
+    forward = (lambda *a, **kw: forward_before(module, *a, **kw)) if variant == "before" else module
+    with torch.inference_mode(not train):
+        if train:
+            query, key = query.detach().requires_grad_(True), key.detach().requires_grad_(True)
+        indices = None if mode == "dense" else select_tokens(cam, k, r, torch.Generator().manual_seed(0))
+        out, _ = forward(query, key, ref_ab, indices, chunk_size=n)
+        if train:
+            out.square().mean().backward()
+            module.zero_grad(set_to_none=True)
 
 
-def measure(size: int, mode: str, train: bool, device: str, width: float, k: int, r: int, repeats: int) -> dict:
-    module, query, key, ref_ab, cam = build(size, width, device)
+def _rss_bytes() -> int:
+    """The current RSS (Linux); elsewhere the peak so far, which then includes the warm-up."""
+    try:
+        with open("/proc/self/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def measure_memory(size: int, case: str, train: bool, device: str, width: float, k: int, r: int) -> float:
+    """MB that one run of ``case`` adds at its peak (run in a fresh process on the CPU)."""
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    run_once(module, query, key, ref_ab, cam, mode, k, r, train)  # warm-up
+    run_once(*build(32, width, device), case, k, r, train)  # libraries, threads, allocator: set up outside
+    module, query, key, ref_ab, cam = build(size, width, device)
     sync()
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
     else:
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run_once(module, query, key, ref_ab, cam, mode, k, r, train)
-        sync()
-        times.append(time.perf_counter() - start)
+        base = _rss_bytes()
+    run_once(module, query, key, ref_ab, cam, case, k, r, train)
+    sync()
     if device == "cuda":
         peak = torch.cuda.max_memory_allocated() - base
     else:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
-    return {"time_s": statistics.median(times), "peak_mb": peak / 2**20}
+    return max(peak, 0) / 2**20
 
 
-def measure_isolated(args, size, mode, train) -> dict:
-    """On the CPU, peak RSS only grows: each case runs in its own process."""
+def measure_time(size: int, cases: list[str], train: bool, device: str, width: float, k: int, r: int,
+                 repeats: int, budget_s: float) -> dict:
+    """Median seconds per case, the cases interleaved (so they share the machine's load); two warm-ups.
+
+    Stops after ``repeats`` rounds, or after three once ``budget_s`` seconds have passed.
+    """
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    inputs = build(size, width, device)
+    times = {case: [] for case in cases}
+    for case in cases:
+        for _ in range(2):
+            run_once(*inputs, case, k, r, train)
+    started = time.perf_counter()
+    for round_ in range(repeats):
+        for case in cases:
+            sync()
+            start = time.perf_counter()
+            run_once(*inputs, case, k, r, train)
+            sync()
+            times[case].append(time.perf_counter() - start)
+        if round_ >= 2 and time.perf_counter() - started > budget_s:
+            break
+    return {case: statistics.median(values) for case, values in times.items()}
+
+
+def isolated(args, function: str, *call) -> dict | float:
+    """Run ``function(*call)`` in a fresh process (CPU) or here (CUDA); errors come back as {"error": ...}."""
     if args.device == "cuda":
         try:
-            return measure(size, mode, train, "cuda", args.width, args.k, args.r, args.repeats)
+            return globals()[function](*call)
         except torch.OutOfMemoryError as exc:
             torch.cuda.empty_cache()
             return {"error": f"out of memory ({str(exc).splitlines()[0][:60]})"}
-    code = (
-        "import json,sys; sys.path.insert(0, %r); from bench_attention import measure; "
-        "print(json.dumps(measure(%d, %r, %r, 'cpu', %r, %d, %d, %d)))"
-    ) % (sys.path[0], size, mode, train, args.width, args.k, args.r, args.repeats)
+    code = (f"import json, sys, torch; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); "
+            f"torch.set_num_threads({args.threads}); from bench_attention import {function}; "
+            f"print(json.dumps({function}(*{call!r})))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if done.returncode != 0:
         return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1][:80]}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
+def machine(device: str, threads: int) -> str:
+    if device == "cuda":
+        return torch.cuda.get_device_name()
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, {threads} torch thread{'s' if threads > 1 else ''}, load average {os.getloadavg()[0]:.1f}"
+
+
+def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256, 512])
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per CPU case (default 1)")
     parser.add_argument("--width", type=float, default=0.25)
     parser.add_argument("--k", type=int, default=256)
     parser.add_argument("--r", type=int, default=256)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--max-dense-gb", type=float, default=16.0, help="skip dense cases whose N x N matrix exceeds this")
-    args = parser.parse_args()
-    machine = torch.cuda.get_device_name() if args.device == "cuda" else f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
-    print(f"attention step, width {args.width}, k = r = {args.k if args.k == args.r else (args.k, args.r)}, {machine}, torch {torch.__version__}")
-    print(f"{'size':>5} {'tokens':>7} {'pass':>9} | {'dense ms':>9} {'sparse ms':>9} {'x time':>7} | {'dense MB':>9} {'sparse MB':>9} {'x mem':>7}")
+    parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--budget", type=float, default=20.0, help="seconds of timed runs per row before repeats are cut to 3")
+    parser.add_argument("--before", action="store_true", help="also time the code before issue 7, interleaved")
+    parser.add_argument("--max-dense-gb", type=float, default=16.0, help="skip dense cases whose N x N matrices exceed this")
+    args = parser.parse_args(argv)
+    print(f"attention step, width {args.width}, k = r = {args.k if args.k == args.r else (args.k, args.r)}, "
+          f"{machine(args.device, args.threads)}, torch {torch.__version__}")
+    print(f"{'size':>5} {'tokens':>7} {'pass':>8} | {'dense ms':>9} {'sparse ms':>9} {'x time':>7} | "
+          f"{'dense MB':>9} {'sparse MB':>9} {'x memory':>8}")
+    common = (args.device, args.width, args.k, args.r)
+    ratios = {}
     for size in args.sizes:
         n = (size // 4) ** 2
         for train in (False, True):
-            sparse = measure_isolated(args, size, "sparse", train)
-            dense_gb = n * n * 4 * (3 if train else 1) / 2**30
-            if dense_gb > args.max_dense_gb:
-                dense = {"error": f"not run: its {n} x {n} matrix needs about {dense_gb:.0f} GB"}
-            else:
-                dense = measure_isolated(args, size, "dense", train)
-            row = f"{size:>5} {n:>7} {'fwd+bwd' if train else 'forward':>9} | "
-            if "error" in dense or "error" in sparse:
-                row += f"dense: {dense.get('error', 'ok')}; sparse: {sparse.get('error', '%.1f ms, %.1f MB' % (sparse['time_s'] * 1e3, sparse['peak_mb']))}"
-            else:
-                row += (
-                    f"{dense['time_s'] * 1e3:>9.1f} {sparse['time_s'] * 1e3:>9.1f} {dense['time_s'] / sparse['time_s']:>6.1f}x | "
-                    f"{dense['peak_mb']:>9.1f} {sparse['peak_mb']:>9.1f} {dense['peak_mb'] / max(sparse['peak_mb'], 1e-3):>6.1f}x"
-                )
-            print(row, flush=True)
+            dense_gb = n * n * 4 * (3 if train else 2) / 2**30
+            modes = ["sparse"] + (["dense"] if dense_gb <= args.max_dense_gb else [])
+            cases = modes + ([f"{mode} before" for mode in modes] if args.before else [])
+            times = isolated(args, "measure_time", size, cases, train, *common, args.repeats, args.budget)
+            memory = {case: isolated(args, "measure_memory", size, case, train, *common) for case in cases}
+            failed = [v["error"] for v in [times, *memory.values()] if isinstance(v, dict) and "error" in v]
+            row = f"{size:>5} {n:>7} {'fwd+bwd' if train else 'forward':>8} | "
+            if failed:
+                print(row + failed[0], flush=True)
+                continue
+            if "dense" not in modes:
+                print(row + f"sparse {times['sparse'] * 1e3:.1f} ms, {memory['sparse']:.1f} MB; dense not run: "
+                      f"its {n} x {n} matrices need about {dense_gb:.0f} GB", flush=True)
+                continue
+            x_time, x_memory = times["dense"] / times["sparse"], memory["dense"] / max(memory["sparse"], 1e-3)
+            ratios[size, train] = (x_time, x_memory)
+            print(row + f"{times['dense'] * 1e3:>9.1f} {times['sparse'] * 1e3:>9.1f} {x_time:>6.1f}x | "
+                  f"{memory['dense']:>9.1f} {memory['sparse']:>9.1f} {x_memory:>7.1f}x", flush=True)
+            if args.before:
+                print(" " * 24 + "before: " + "; ".join(
+                    f"{mode} {times[mode + ' before'] * 1e3:.1f} ms, {memory[mode + ' before']:.1f} MB "
+                    f"(now {times[mode + ' before'] / times[mode]:.2f}x faster, "
+                    f"{memory[mode + ' before'] / max(memory[mode], 1e-3):.2f}x less memory)" for mode in modes), flush=True)
+    for size, wanted in TARGETS.items():
+        for train in (False, True):
+            if (size, train) not in ratios:
+                continue
+            got = dict(zip(("time", "memory"), ratios[size, train]))
+            verdicts = [f"{what} {got[what]:.1f}x (target >= {target:g}x: {'met' if got[what] >= target else 'NOT met'})"
+                        for what, target in wanted.items()]
+            print(f"target at {size} px, {'forward + backward' if train else 'forward'}: sparse vs dense " + ", ".join(verdicts))
 
 
 if __name__ == "__main__":

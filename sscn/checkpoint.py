@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 
 import torch
@@ -43,6 +44,7 @@ def read_checkpoint(path: str | Path, map_location="cpu") -> dict:
         raise SSCNError(f"checkpoint not found: {path}")
     if path.is_dir():
         raise SSCNError(f"checkpoint path is a folder: {path}; pass the .pt file inside it")
+    _check_crc(path)
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # torch raises several types for truncated or foreign files
@@ -53,6 +55,30 @@ def read_checkpoint(path: str | Path, map_location="cpu") -> dict:
     if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
         raise SSCNError(f"{path} is not an SSCN checkpoint (it lacks 'model' and 'config')")
     return ckpt
+
+
+def _check_crc(path: Path) -> None:
+    """Compare every record of a checkpoint's zip archive with its stored CRC-32.
+
+    ``torch.load`` checks the archive's structure but not the tensor bytes, so a flipped
+    bit in the weights would load silently. Records saved without a checksum (CRC 0, see
+    ``torch.serialization.set_crc32_options``) and files that are not zip archives (the
+    legacy format, or a truncated file whose directory is gone) are left to ``torch.load``.
+    """
+    try:
+        if not zipfile.is_zipfile(path):
+            return
+        with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                if info.CRC == 0:
+                    continue
+                with archive.open(info) as record:  # raises BadZipFile at the end on a CRC mismatch
+                    while record.read(1 << 24):
+                        pass
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
+        raise SSCNError(
+            f"checkpoint {path} is corrupt ({exc}); re-download it or use an earlier one"
+        ) from None
 
 
 def config_from_dict(values: dict) -> SSCNConfig:
@@ -91,8 +117,13 @@ def load_model(path: str | Path | None = None, map_location="cpu", **overrides) 
     for key, value in overrides.items():
         if key not in ("k", "r", "dense", "chunk_size"):
             raise SSCNError(f"'{key}' is fixed by the checkpoint (it is {values.get(key)!r}); only k, r, dense, chunk_size can change")
-        if value is not None:
-            values[key] = value
+        if value is None:
+            continue
+        least = {"k": 0, "r": 0, "chunk_size": 1}.get(key)
+        if least is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+            raise SSCNError(f"{key} must be a whole number >= {least} (got {value!r})"
+                            + ("; a value above the number of reference tokens is capped at it" if key != "chunk_size" else ""))
+        values[key] = value
     model = SSCN(config_from_dict(values))
     load_state(model, ckpt["model"], str(path))
     return model.eval()

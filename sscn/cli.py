@@ -66,8 +66,26 @@ def _evaluate(args) -> int:
     return run_cli(args)
 
 
+def _seed(text: str) -> int:
+    """``--seed``: an int that a torch generator accepts."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if abs(value) >= 2**63:
+        raise argparse.ArgumentTypeError(f"{value} is out of range; pass an int between -2**63 and 2**63")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """A mistake on the command line is one line that points to --help, not the whole usage text."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="sscn", description="Exemplar-based colorization (SSCN).")
+    parser = _Parser(prog="sscn", description="Exemplar-based colorization (SSCN).")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("colorize", help="colorize TARGET with the colours of REFERENCE")
@@ -81,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--dense", action="store_true", help="attend to every reference token")
     mode.add_argument("--sparse", action="store_true", help="attend to the top-k CAM tokens and r random ones")
     p.add_argument("--checkpoint", default=None, help="a .pt checkpoint (default: the bundled one)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the r random tokens")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the r random tokens")
     p.set_defaults(func=_colorize)
 
     p = sub.add_parser("demo", help="colorize the built-in sample photos and write one figure")
@@ -113,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
     except SSCNError as exc:
         print(f"sscn {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # the system said no (disk full, no permission, ...): say which file, not where in sscn
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"sscn {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"sscn {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -96,6 +96,7 @@ def _to_rgb(img: Image.Image) -> Image.Image | torch.Tensor:
         gray = np.asarray(img, dtype=np.float32)
         if mode != "F":  # integer gray: 16-bit PNGs load as I;16 or I, both on 0..65535
             gray = gray / 65535.0
+        gray = np.nan_to_num(gray, nan=0.0, posinf=1.0, neginf=0.0)  # float TIFFs can hold NaN and inf
         return torch.from_numpy(np.clip(gray, 0, 1)).unsqueeze(0).expand(3, -1, -1).contiguous()
     if mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")

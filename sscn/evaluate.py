@@ -677,7 +677,25 @@ def run_cli(args: argparse.Namespace) -> int:
         raise SSCNError(f"--kinds: unknown {sorted(set(kinds) - known)}; choose from {sorted(known)}")
     if args.size < 32:
         raise SSCNError(f"--size must be at least 32 px (got {args.size})")
-    device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    network = not args.baselines_only and (args.sweep or not args.methods
+                                           or bool({"coarse", "sparse", "dense"} & set(args.methods)))
+    if network and args.size % 16:
+        raise SSCNError(f"--size must be a multiple of 16 for the network (got {args.size}); "
+                        "the baselines alone (--baselines-only) take any size")
+    for flag, values in (("--sweep-k", args.sweep_k), ("--sweep-r", args.sweep_r)):
+        if values and min(values) < 0:
+            raise SSCNError(f"{flag}: values must be >= 0 (got {min(values)}); values above the token count are capped")
+    if abs(args.seed) >= 2**32:
+        raise SSCNError(f"--seed must be between -2**32 and 2**32 (got {args.seed})")
+    for flag, folder in (("--out", args.out), ("--save-pairs", args.save_pairs)):
+        if folder is not None and Path(folder).exists() and not Path(folder).is_dir():
+            raise SSCNError(f"{flag} {folder} is a file; pass a folder")
+    try:
+        device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+    except RuntimeError:
+        raise SSCNError(f"--device {args.device!r} is not a device; pass auto, cpu or cuda") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SSCNError(f"--device {args.device}: no CUDA device here; pass cpu (or auto)")
     if args.data is None:
         from .data import sample_photos
 

@@ -16,6 +16,7 @@ import json
 import math
 import os
 import random
+import sys
 import time
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -94,6 +95,11 @@ class TrainConfig:
             (self.batch_size >= 1, "batch_size", ">= 1"),
             (self.steps >= 1, "steps", ">= 1"),
             (self.lr > 0 and math.isfinite(self.lr), "lr", "a finite number > 0"),
+            (0 <= self.beta1 < 1, "beta1", "in [0, 1)"),
+            (0 <= self.beta2 < 1, "beta2", "in [0, 1)"),
+            *((0 <= getattr(self, name) < math.inf, name, "a finite number >= 0")
+              for name in ("w_coarse", "w_fine", "w_cls", "w_hist", "w_tv")),
+            (abs(self.seed) < 2**32, "seed", "an int between -2**32 and 2**32"),
             (self.k >= 0, "k", ">= 0"),
             (self.r >= 0, "r", ">= 0"),
             (self.dense or self.k + self.r >= 1, "k", "such that k + r >= 1 (or set dense)"),
@@ -238,12 +244,19 @@ def train(cfg: TrainConfig, progress: bool = True, on_log=None) -> dict:
     cfg.validate()
     rank, local_rank, world = _distributed()
     device = _device(cfg.device, local_rank)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SSCNError(f"training parameter device is {cfg.device!r} but there is no CUDA device here; pass 'cpu' or 'auto'")
     if device.type == "cuda":
         torch.cuda.set_device(device)
         torch.backends.cudnn.benchmark = True
     out_dir = Path(cfg.out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SSCNError(f"out_dir {out_dir} is a file; pass a folder for the checkpoint and metrics")
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path, log_path = out_dir / "last.pt", out_dir / "metrics.jsonl"
+    if rank == 0:  # left by a save that was killed part-way (save_atomic removes them after any other failure)
+        for stale in out_dir.glob(f".{ckpt_path.name}.*.tmp"):
+            stale.unlink(missing_ok=True)
 
     train_set, val_set = datasets(cfg)
     num_classes = len(train_set.classes)
@@ -263,6 +276,10 @@ def train(cfg: TrainConfig, progress: bool = True, on_log=None) -> dict:
         load_state(model, init["model"], cfg.init_from)
     if ckpt_path.exists():
         ckpt = read_checkpoint(ckpt_path, map_location="cpu")
+        lacking = [key for key in ("optimizer", "step", "rng") if key not in ckpt]
+        if lacking:
+            raise SSCNError(f"{ckpt_path} holds weights but no training state ({', '.join(lacking)}), so the run "
+                            "cannot be resumed; move it away and pass it as init_from to start from its weights")
         check_config_match(ckpt["config"], model.config.to_dict())
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
@@ -275,6 +292,11 @@ def train(cfg: TrainConfig, progress: bool = True, on_log=None) -> dict:
         np.random.set_state(tuple(v.numpy() if torch.is_tensor(v) else v for v in rng["numpy"]))
         random.setstate(rng["python"])
         if rank == 0:
+            if "history" in ckpt:
+                # lines logged after this checkpoint (a kill before the next save) would be repeated
+                scratch = log_path.with_name(f".{log_path.name}.tmp")
+                scratch.write_text("".join(json.dumps(record) + "\n" for record in history))
+                os.replace(scratch, log_path)
             print(f"resumed from {ckpt_path.name} at step {step}")
     net = model
     if world > 1:
@@ -414,7 +436,11 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="sscn train", description="Train SSCN (resumes from OUT_DIR/last.pt).")
     add_arguments(parser)
-    summary = train(config_from_args(parser.parse_args(argv)))
+    try:
+        summary = train(config_from_args(parser.parse_args(argv)))
+    except SSCNError as exc:  # one line, as ``sscn train`` prints it (torchrun starts this entry point)
+        print(f"sscn train: error: {exc}", file=sys.stderr)
+        return 2
     print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))
     return 0
 

@@ -36,7 +36,7 @@ def test_render_matches_the_forward_pass(model, photos):
     out = render(model, target, ref, k=8, r=8, query_xy=(10, 20), size=SIZE, seed=3)
     gray_l, ref_lab = working_inputs(target, ref, SIZE)
     with torch.inference_mode():
-        full = model(gray_l, ref_lab, k=8, r=8, seed=3, return_attention=True)
+        full = model(gray_l, ref_lab, dense=False, k=8, r=8, seed=3, return_attention=True)
     assert torch.allclose(out["ab_fine"], full.ab_fine[0], atol=1e-6)
     assert torch.equal(torch.cat((out["topk"], out["random"])), full.indices[0])
     # row of the query token, scattered back onto the token grid

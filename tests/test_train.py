@@ -82,7 +82,7 @@ def test_a_single_batch_overfits():
     model = SSCN(SSCNConfig(width=0.125, num_classes=len(photos), k=4, r=4))
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     losses, fine = [], []
-    for step in range(300):  # about 150 steps reach 8x
+    for step in range(300):  # 100 to 150 steps are enough
         out = model(gray_l, ref_lab, labels, seed=0)
         total, terms = sscn_loss(out, ab, labels)
         optimizer.zero_grad()
@@ -90,7 +90,7 @@ def test_a_single_batch_overfits():
         optimizer.step()
         losses.append(total.item())
         fine.append(terms["fine"].item())
-        if losses[-1] < losses[0] / 8:
+        if losses[-1] < losses[0] / 6 and fine[-1] < fine[0] / 6:
             break
     assert all(map(math.isfinite, losses))
     assert min(losses[-5:]) < losses[0] / 5, f"loss {losses[0]:.3f} -> {losses[-1]:.3f} after {len(losses)} steps"
@@ -127,6 +127,12 @@ def test_training_writes_metrics_and_validates(tmp_path, cache_home):
     assert set(logged[0]) >= {"loss", "coarse", "fine", "cls", "hist", "tv", "images_per_s", "val_psnr"}
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert saved["steps"] == 4 and saved["world_size"] == 1 and saved["stopped_by"] == "steps"
+
+
+def test_time_limit_stops_and_saves(tmp_path, cache_home):
+    summary = train(TrainConfig(**TINY, steps=50, time_limit_min=1e-6, out_dir=str(tmp_path)), progress=False)
+    assert summary["stopped_by"] == "time limit" and summary["steps"] == 1
+    assert read_checkpoint(tmp_path / "last.pt")["step"] == 1
 
 
 def test_two_process_ddp_run(tmp_path, cache_home):
@@ -218,13 +224,30 @@ def test_notebook_07_under_papermill(tmp_path, cache_home, monkeypatch):
     assert (tmp_path / "run" / "last.pt").exists()
 
 
-def test_notebook_07_rejects_a_bad_parameter_in_its_first_cell(tmp_path, monkeypatch):
-    papermill = pytest.importorskip("papermill")
+def notebook_cells(path):
+    """(cells before the parameters cell, the parameters cell, the cell after it), as source text."""
+    import nbformat
+
+    cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    at = next(i for i, c in enumerate(cells) if "parameters" in c.metadata.get("tags", []))
+    return [c.source for c in cells[:at]], cells[at].source, cells[at + 1].source
+
+
+@pytest.mark.parametrize("override, message", [
+    ("image_size = 'big'", "training parameter image_size must be an int"),
+    ("lr = -1.0", "training parameter lr must be a finite number > 0"),
+    ("steps = 10.0", "training parameter steps must be an int"),
+    ("threads = -1", "notebook parameter threads"),
+    ("metrics_json = ''", "notebook parameter metrics_json"),
+])
+def test_notebook_07_rejects_a_bad_parameter_in_its_first_cell(tmp_path, monkeypatch, override, message):
+    """The cell after ``parameters`` (where papermill injects its values) validates them before any work."""
     monkeypatch.delenv("SSCN_SMOKE", raising=False)
-    with pytest.raises(papermill.PapermillExecutionError, match="training parameter image_size must be an int"):
-        papermill.execute_notebook(
-            str(ROOT / "notebooks" / "07_training.ipynb"), str(tmp_path / "out.ipynb"),
-            parameters=dict(image_size="big", out_dir=str(tmp_path / "run")),
-            kernel_name="python3", progress_bar=False, cwd=str(tmp_path),
-        )
-    assert not (tmp_path / "run").exists()
+    monkeypatch.chdir(tmp_path)
+    setup, parameters, first = notebook_cells(ROOT / "notebooks" / "07_training.ipynb")
+    namespace = {}
+    for source in (*setup, parameters, override):
+        exec(source, namespace)
+    with pytest.raises(SSCNError, match=message):
+        exec(first, namespace)
+    assert list(tmp_path.iterdir()) == []

@@ -27,7 +27,6 @@
 # %%
 import os
 import time
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import torch
@@ -38,7 +37,7 @@ from sscn.viz import demo_figure
 
 SMOKE = os.environ.get("SSCN_SMOKE") == "1"
 plt.rcParams["figure.dpi"] = 80
-torch.set_grad_enabled(False)
+_ = torch.set_grad_enabled(False)
 
 # %% tags=["parameters"]
 size = 256  # working size: the long side the network sees
@@ -93,7 +92,7 @@ for row, s in zip(rows, seconds):
 # reference's mean colour everywhere, and a luminance-matched colour transfer.
 
 # %%
-table = Path("../sscn/checkpoints/MODEL_CARD.md")
+table = bundled_checkpoint().parent / "MODEL_CARD.md"
 text = table.read_text() if table.exists() else ""
 start_marker, end_marker = "<!-- results -->", "<!-- /results -->"
 if start_marker in text:
@@ -114,9 +113,9 @@ from sscn.data import sample_photos
 from sscn.evaluate import baseline_methods, evaluate, network_methods
 
 photos = sample_photos(size=64 if SMOKE else 128)
-methods = {**baseline_methods(["gray", "copy"]), **network_methods(model, include=("sparse",))}
+methods = {**baseline_methods(["gray", "copy"]), **network_methods(model, include=("sparse", "dense"))}
 results = evaluate(methods, photos, kinds=("tps",), progress=False)
 scores = {row.method: row.psnr for row in results}
 for name, value in scores.items():
     print(f"{name:<8} {value:6.2f} dB")
-print("network beats gray:", scores["sparse"] > scores["gray"])  # NBVAL_CHECK_OUTPUT
+print("network beats gray:", min(scores["sparse"], scores["dense"]) > scores["gray"])  # NBVAL_CHECK_OUTPUT

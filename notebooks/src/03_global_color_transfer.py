@@ -48,17 +48,17 @@ from sscn.color import join_lab, lab_norm_to_rgb, rgb_to_gray_l, rgb_to_lab_norm
 from sscn.data import sample_photos
 from sscn.viz import FIGSIZE, show_image
 
+torch.set_grad_enabled(False)  # nothing is trained here: no autograd graph, less memory
 SMOKE = os.environ.get("SSCN_SMOKE") == "1"
 plt.rcParams["figure.dpi"] = 80  # modest figures keep the stored notebook small
-torch.set_grad_enabled(False)  # nothing is trained here
 
 # %% tags=["parameters"]
-checkpoint = ""  # "" = the bundled checkpoint
+checkpoint = ""  # a .pt file; empty: the bundled checkpoint
 target_name = "chelsea"  # a sample photo (sscn.data.SAMPLE_NAMES)
 reference_a = "rocket"  # two references with different global colours
 reference_b = "coffee"
 size = 128  # working size (the bundled model was trained at 128 px)
-mix_steps = 5  # panels from reference a's style to reference b's
+mix_steps = 5  # panels from the style of reference a to that of reference b
 seed = 0
 
 # %%

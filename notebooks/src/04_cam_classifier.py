@@ -53,8 +53,8 @@ SMOKE = os.environ.get("SSCN_SMOKE") == "1"
 plt.rcParams["figure.dpi"] = 80  # modest figures keep the stored notebook small
 
 # %% tags=["parameters"]
-checkpoint = ""  # "" = the bundled checkpoint
-data_dir = ""  # "" = the sample photos (each photo a class of its own); else Imagenette's root (train/, val/)
+checkpoint = ""  # a .pt file; empty: the bundled checkpoint
+data_dir = ""  # the Imagenette root (with train/ and val/); empty: the sample photos, one class each
 size = 128  # working size (the bundled model was trained at 128 px)
 train_views = 12  # sample photos: augmented views per photo to train on
 test_views = 4  # and held-out views to test on
@@ -133,7 +133,7 @@ selected = select_tokens(cam, k, r, torch.Generator().manual_seed(seed))
 fig, axes = plt.subplots(2, len(show_names), figsize=(FIGSIZE[0], 5.4), squeeze=False)
 for col, name in enumerate(show_names):
     predicted = class_names[logits[col].argmax()]
-    overlay_map(axes[0, col], shown[col], cam[col].reshape(token_hw), f"{name}\nCAM of '{predicted}'")
+    overlay_map(axes[0, col], shown[col], cam[col].reshape(token_hw), f"{name}\nCAM of '{predicted}'", gamma=1.0)
     show_image(axes[1, col], shown[col] * 0.6 + 0.2, f"top-{k} + {r} random of {n_tokens}")
     mark_tokens(axes[1, col], selected[col, k:], token_hw[1], RANDOM_COLOR, "random")
     mark_tokens(axes[1, col], selected[col, :k], token_hw[1], TOPK_COLOR, "top-k CAM")
@@ -172,14 +172,15 @@ if data_dir:
     test_set = imagenette_folder(data_dir, "val", size, limit=max(limit // 4, 10))
     probe_classes = train_set.class_names
     train_x = encode(torch.stack([item["rgb"] for item in train_set]))
-    test_x = encode(torch.stack([item["rgb"] for item in test_set]))
+    test_images = torch.stack([item["rgb"] for item in test_set])
     train_y, test_y = torch.tensor(train_set.labels), torch.tensor(test_set.labels)
 else:
     probe_classes = list(photos)
     train_x = encode(torch.cat([views(p, train_views, seed) for p in photos.values()]))
-    test_x = encode(torch.cat([views(p, test_views, seed + 1000) for p in photos.values()]))
+    test_images = torch.cat([views(p, test_views, seed + 1000) for p in photos.values()])
     train_y = torch.arange(len(photos)).repeat_interleave(train_views)
     test_y = torch.arange(len(photos)).repeat_interleave(test_views)
+test_x = encode(test_images)
 print(f"{len(probe_classes)} classes; {len(train_x)} training and {len(test_x)} test examples, "
       f"features {tuple(train_x.shape[1:])}")
 
@@ -220,13 +221,10 @@ plt.show()
 with torch.no_grad():
     first_of_each = torch.arange(0, len(test_x), max(1, len(test_x) // 4))[:4]
     _, probe_cam = probe(test_x[first_of_each], token_hw, test_y[first_of_each])
-if data_dir:
-    probe_images = torch.stack([test_set[int(i)]["rgb"] for i in first_of_each])
-else:
-    probe_images = torch.cat([views(p, test_views, seed + 1000) for p in photos.values()])[first_of_each]
+probe_images = test_images[first_of_each]
 fig, axes = plt.subplots(1, len(first_of_each), figsize=(FIGSIZE[0], 2.8), squeeze=False)
 for ax, image, cam_row, label in zip(axes[0], probe_images, probe_cam, test_y[first_of_each]):
-    overlay_map(ax, image, cam_row.reshape(token_hw), f"probe CAM: '{probe_classes[label]}'")
+    overlay_map(ax, image, cam_row.reshape(token_hw), f"probe CAM: '{probe_classes[label]}'", gamma=1.0)
 plt.tight_layout()
 plt.show()
 

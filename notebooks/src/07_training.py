@@ -309,7 +309,7 @@ else:
               f"{np.median([rec['images_per_s'] for rec in history[1:]]):.0f} images per second")
         fig, (ax_loss, ax_psnr) = plt.subplots(1, 2, figsize=(4 * PANEL, 1.6 * PANEL))
         ax_loss.plot([rec["step"] for rec in history], [rec["loss"] for rec in history], color="black")
-        ax_loss.set(xlabel="step", ylabel="total loss", yscale="log", title="bundled checkpoint: training loss")
+        ax_loss.set(xlabel="step", ylabel="total loss", title="bundled checkpoint: training loss")
         val = [(rec["step"], rec["val_psnr"]) for rec in history if "val_psnr" in rec]
         if val:
             ax_psnr.plot(*zip(*val), marker="o")

@@ -81,10 +81,12 @@ class Correspondence(nn.Module):
         v = torch.cat((self.to_v(key), ref_ab.to(key.dtype)), dim=-1)
         if self.similarity == "cosine":
             q, k = nn.functional.normalize(q, dim=-1), nn.functional.normalize(k, dim=-1)
-        scale = self.logits_scale()
+        # scaling the N x d queries rather than the N x S logits saves a pass over (and, in
+        # training, a saved copy of) the largest matrix; the same product up to rounding
+        q = q * self.logits_scale()
         outputs, maps = [], []
         for start in range(0, q.shape[1], chunk_size):
-            logits = torch.einsum("bnd,bsd->bns", q[:, start : start + chunk_size], k) * scale
+            logits = torch.einsum("bnd,bsd->bns", q[:, start : start + chunk_size], k)
             attn = torch.softmax(logits.float(), dim=-1).to(v.dtype)
             outputs.append(torch.einsum("bns,bsd->bnd", attn, v))
             if return_attention:

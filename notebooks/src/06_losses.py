@@ -1,0 +1,408 @@
+# %% [markdown]
+# # 06 · Losses: what the network is asked to minimise
+#
+# SSCN is trained with five losses at once (paper, Sec. 3.3): smooth-L1 on the coarse
+# and on the fine ab, a colour-histogram cross-entropy, a total-variation penalty on the
+# fine ab, and the cross-entropy of the CAM classifier. This notebook takes each one
+# apart on the pixels of a real photo, drafts it in a few lines, and checks the draft
+# against `sscn.losses`.
+#
+# **What you will learn**
+#
+# - smooth-L1 (Formula 4), and why colorization avoids L2: with two plausible colours,
+#   L2's best guess is their muddy average, L1's is one of them;
+# - the soft-encoding of a pixel's colour over the Q ab bins and the colour-histogram
+#   loss (Formula 5), as pictures;
+# - what total variation measures and what it does to a noisy ab map;
+# - the classification cross-entropy, and how the weighted sum (Formula 6) balances the
+#   five terms.
+#
+# **The losses.** All ab are normalised ($ab / 110$). With $d = \hat{x} - x$ per pixel and
+# channel, smooth-L1 (Huber) with $\beta$ = one ab unit $= 1/110$ is
+#
+# $$\mathcal{L}_{sl1}(\hat{x}, x) = \frac{1}{N} \sum \begin{cases} \tfrac{1}{2} d^2 / \beta & |d| < \beta \\
+#   |d| - \tfrac{1}{2}\beta & \text{otherwise.} \end{cases} \qquad \text{(Formula 4)}$$
+#
+# The network also predicts, at $H/4 \times W/4$, a distribution $\hat{p}$ over the Q bins;
+# the histogram loss is its cross-entropy with the soft-encoded ground truth $z$
+# (notebook 01):
+#
+# $$\mathcal{L}_{hist} = -\frac{1}{hw} \sum_{i} \sum_{q=1}^{Q} z_{i,q} \log \hat{p}_{i,q}. \qquad \text{(Formula 5)}$$
+#
+# Total variation, on the fine ab, with mean absolute differences of neighbours:
+#
+# $$\mathcal{L}_{tv}(\hat{ab}) = \operatorname{mean} |\hat{ab}_{i+1,j} - \hat{ab}_{i,j}|
+#   + \operatorname{mean} |\hat{ab}_{i,j+1} - \hat{ab}_{i,j}|,$$
+#
+# and the classifier's cross-entropy $\mathcal{L}_{ce} = -\log \operatorname{softmax}(\hat{y})_{y}$.
+# The total (Formula 6) weighs them 100 (coarse), 100 (fine), 0.1 (class), 1 (histogram)
+# and 10 (TV).
+
+# %%
+import os
+from types import SimpleNamespace
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+import torch.nn.functional as F
+from skimage.filters import gaussian
+
+from sscn.bins import default_bins
+from sscn.color import AB_SCALE, join_lab, lab_norm_to_rgb, lab_to_rgb, rgb_to_lab_norm, split_lab
+from sscn.data import sample_photos
+from sscn.viz import PANEL, to_image
+
+SMOKE = os.environ.get("SSCN_SMOKE") == "1"
+plt.rcParams["figure.dpi"] = 72  # modest figures keep the stored notebook small
+
+# %% tags=["parameters"]
+photo_name = "chelsea"
+size = 128
+pixel_y = 0.3  # the pixel whose soft-encoding is drawn, as fractions of the height and width
+pixel_x = 0.62
+share = 0.6  # the toy's share of photos in which the object is the first colour
+noise_std = 12.0  # ab units, the noise added to the ab map in the TV section
+blur_sigma = 1.5  # px, the smoothing applied to it
+seed = 0
+
+# %%
+if SMOKE:
+    size = 64
+torch.manual_seed(seed)
+photo = sample_photos(size, names=(photo_name,))[0][1]
+gray_l, true_ab = split_lab(rgb_to_lab_norm(photo))
+bins = default_bins()
+print(f"{photo_name}: {size} x {size} px; ab spans {true_ab.min() * AB_SCALE:.0f} .. {true_ab.max() * AB_SCALE:.0f} "
+      f"Lab units; Q = {bins.num_bins} bins")
+
+
+def show_ab(ab, ax, title):
+    """The photo's own L with the given (normalised) ab."""
+    ax.imshow(to_image(lab_norm_to_rgb(join_lab(gray_l, ab))))
+    ax.set_title(title, fontsize=10)
+    ax.axis("off")
+
+
+# %% [markdown]
+# ## 1. Smooth-L1 (Formula 4)
+#
+# Draft it with `torch.where` and try it on a plausible wrong answer: the photo's own
+# colours at half their saturation.
+
+# %%
+BETA = 1 / AB_SCALE  # one ab unit
+
+
+def smooth_l1_draft(pred, true, beta=BETA):
+    diff = (pred - true).abs()
+    return torch.where(diff < beta, 0.5 * diff**2 / beta, diff - 0.5 * beta).mean()
+
+
+faded = 0.5 * true_ab
+print(f"smooth-L1(faded, truth) = {smooth_l1_draft(faded, true_ab).item():.5f}, "
+      f"L2 = {F.mse_loss(faded, true_ab).item():.6f}  (normalised units)")
+
+fig, axes = plt.subplots(1, 3, figsize=(4.5 * PANEL, 1.5 * PANEL))
+for ax, span in zip(axes[:2], (30, 2)):
+    e = torch.linspace(-span, span, 301)  # ab units
+    ax.plot(e, 0.5 * (e / AB_SCALE) ** 2 / BETA, label="L2 (same curvature at 0)")
+    ax.plot(e, (e / AB_SCALE).abs(), label="L1")
+    ax.plot(e, [smooth_l1_draft(x / AB_SCALE, torch.zeros(())).item() for x in e], "k--", label="smooth-L1")
+    ax.set(xlabel="error (ab units)", ylabel="penalty", title=f"error within +-{span} ab units",
+           ylim=(0, 0.3 if span == 30 else 0.03))
+axes[0].legend(fontsize=8)
+show_ab(faded, axes[2], "half saturation")
+fig.tight_layout()
+plt.show()
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from sscn.losses import smooth_l1  # noqa: E402
+
+print("draft == sscn.losses.smooth_l1:", torch.allclose(smooth_l1_draft(faded, true_ab), smooth_l1(faded, true_ab)))
+
+# %% [markdown]
+# Below one ab unit, a difference nobody can see, the penalty is quadratic, so the
+# gradient fades smoothly to zero; above it the penalty grows only linearly, so large
+# errors pull no harder than small ones.
+#
+# ## 2. Why not L2: the averaging of colours
+#
+# A gray L channel often fits several colours: a car may be red or blue. Say that in
+# the training photos this object is red in a share `share` of them and blue in the
+# rest. One network output must serve them all, so the best it can do is the colour
+# that minimises the *expected* loss. Search for it over the whole ab plane:
+
+# %%
+red, blue = torch.tensor([55.0, 45.0]), torch.tensor([-30.0, -45.0])  # Lab a, b
+grid_a, grid_b = torch.meshgrid(torch.arange(-60.0, 70.5, 0.5), torch.arange(-60.0, 60.5, 0.5), indexing="ij")
+candidates = torch.stack((grid_a, grid_b), -1).reshape(-1, 2) / AB_SCALE
+
+
+def expected(loss_of_error):
+    """Expected loss of each candidate ab over the two possible truths, per channel summed."""
+    return sum(weight * loss_of_error(candidates - colour / AB_SCALE).sum(-1)
+               for weight, colour in ((share, red), (1 - share, blue)))
+
+
+def huber(d):
+    return torch.where(d.abs() < BETA, 0.5 * d**2 / BETA, d.abs() - 0.5 * BETA)
+
+
+best_l2 = candidates[expected(lambda d: d**2).argmin()] * AB_SCALE
+best_sl1 = candidates[expected(huber).argmin()] * AB_SCALE
+mean = share * red + (1 - share) * blue
+print(f"L2 optimum:        a = {best_l2[0]:6.1f}, b = {best_l2[1]:6.1f}   (the mean: a = {mean[0]:.1f}, b = {mean[1]:.1f})")
+print(f"smooth-L1 optimum: a = {best_sl1[0]:6.1f}, b = {best_sl1[1]:6.1f}   (red: a = {red[0]:.1f}, b = {red[1]:.1f})")
+
+swatches = [("red", red), ("blue", blue), ("L2 optimum", best_l2), ("smooth-L1 optimum", best_sl1)]
+fig, axes = plt.subplots(1, 5, figsize=(5 * PANEL, 1.2 * PANEL), gridspec_kw={"width_ratios": [1, 1, 1, 1, 2.2]})
+for ax, (name, ab) in zip(axes, swatches):
+    patch = lab_to_rgb(torch.cat((torch.tensor([55.0]), ab)).view(3, 1, 1).expand(3, 8, 8))
+    ax.imshow(to_image(patch))
+    ax.set_title(name, fontsize=10)
+    ax.axis("off")
+t = torch.linspace(-0.2, 1.2, 141)
+line = (red + t[:, None] * (blue - red)) / AB_SCALE
+for name, loss_of_error in (("L2", lambda d: d**2), ("smooth-L1", huber)):
+    value = sum(w * loss_of_error(line - c / AB_SCALE).sum(-1) for w, c in ((share, red), (1 - share, blue)))
+    axes[4].plot(t, value / value.max(), label=name)
+axes[4].set(xlabel="position on the line red (0) -> blue (1)", ylabel="expected loss (scaled)")
+axes[4].legend(fontsize=8)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# L2's optimum is the mean of the possible colours, a muddy, desaturated colour that is
+# right in no photo: this is the washed-out look of colorization networks trained with
+# L2 (Zhang et al. 2016 show it at length). The
+# smooth-L1 optimum is the per-channel median (within its one-unit quadratic zone), here
+# the majority colour, red: a vivid
+# answer that is right most of the time. (With three or more modes a per-channel median
+# can still mix them; the histogram loss below is the principled answer, since it
+# predicts a whole distribution.)
+#
+# ## 3. Soft-encoding and the colour-histogram loss (Formula 5)
+#
+# The ab plane is cut into Q bins of width 10 (notebook 01). A pixel's colour becomes a
+# distribution $z$: a Gaussian ($\sigma = 5$) over its 10 nearest bin centres. Draft it for
+# one pixel of the photo:
+
+# %%
+centers = bins.centers.float()  # Q x 2, Lab units
+row, col = int(pixel_y * size), int(pixel_x * size)
+pixel_ab = true_ab[:, row, col] * AB_SCALE
+distance = (centers - pixel_ab).norm(dim=1)
+nearest = distance.argsort()[:10]
+weights = torch.exp(-distance[nearest] ** 2 / (2 * 5.0**2))
+z_draft = torch.zeros(bins.num_bins).index_put_((nearest,), weights / weights.sum())
+print(f"pixel ({row}, {col}): ab = ({pixel_ab[0]:.1f}, {pixel_ab[1]:.1f}); "
+      f"weights of its 10 nearest bins: {', '.join(f'{w:.3f}' for w in z_draft[nearest].tolist())}")
+
+# %%
+# NBVAL_CHECK_OUTPUT
+z_package = bins.encode(true_ab[None, :, row : row + 1, col : col + 1])[0, :, 0, 0]
+print("draft == sscn.bins.ABBins.encode:", torch.allclose(z_draft, z_package, atol=1e-6))
+
+# %%
+bin_colours = lab_to_rgb(torch.cat((torch.full((1, bins.num_bins), 65.0), centers.T)).view(3, -1, 1))
+bin_colours = bin_colours[..., 0].T.clamp(0, 1).numpy()
+image_hist = bins.encode(true_ab[None]).mean((0, 2, 3))  # the photo's colour histogram, Q
+
+
+def ab_plane(ax, title):
+    ax.scatter(centers[:, 0], centers[:, 1], s=6, c=bin_colours, marker="s")
+    ax.set(xlabel="a", ylabel="b", title=title, aspect="equal", xlim=(-90, 100), ylim=(-115, 100))
+
+
+fig, axes = plt.subplots(1, 3, figsize=(4.2 * PANEL, 1.5 * PANEL))
+axes[0].imshow(to_image(photo))
+axes[0].plot(col, row, "w+", ms=14, mew=2)
+axes[0].set_title("photo, pixel marked", fontsize=10)
+axes[0].axis("off")
+ab_plane(axes[1], "one pixel's soft-encoding (zoom)")
+axes[1].scatter(centers[nearest, 0], centers[nearest, 1], s=2500 * z_draft[nearest], facecolors="none", edgecolors="k")
+for q in nearest.tolist():
+    axes[1].annotate(f"{z_draft[q]:.2f}", centers[q].tolist(), xytext=(0, -11), textcoords="offset points",
+                     ha="center", fontsize=7)
+axes[1].plot(*pixel_ab, "kx")
+axes[1].set(xlim=(pixel_ab[0] - 25, pixel_ab[0] + 25), ylim=(pixel_ab[1] - 25, pixel_ab[1] + 25))
+ab_plane(axes[2], "the photo's histogram (area ~ mass)")
+axes[2].scatter(centers[:, 0], centers[:, 1], s=1500 * image_hist, facecolors="none", edgecolors="k", lw=0.7)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# Each marker is a bin, drawn in its own colour (at L = 65); the circles' areas are the
+# weights. The photo's histogram, the mean of all its pixels' encodings, shows which
+# colours the photo uses: a cat is a narrow range of oranges and browns.
+#
+# The network predicts logits over the Q bins at $H/4 \times W/4$; the ground truth's
+# ab is averaged down to that size and soft-encoded, and the loss is the cross-entropy.
+# Draft it and score three predictions: a uniform guess, a confident guess (the encoding
+# of the faded colours) and the truth's own encoding, the best possible: the
+# cross-entropy then equals the entropy of $z$, not zero, since $z$ is soft.
+
+# %%
+quarter = (size // 4, size // 4)
+
+
+def histogram_loss_draft(logits, ab):
+    target = bins.encode(F.adaptive_avg_pool2d(ab, logits.shape[-2:]))
+    return -(target * F.log_softmax(logits, dim=1)).sum(1).mean()
+
+
+def logits_of(ab):
+    """Logits whose softmax is the soft-encoding of ``ab`` at H/4 x W/4."""
+    return bins.encode(F.adaptive_avg_pool2d(ab[None], quarter)).clamp_min(1e-8).log()
+
+
+predictions = {"uniform": torch.zeros(1, bins.num_bins, *quarter), "faded colours": logits_of(faded),
+               "the truth itself": logits_of(true_ab)}
+for name, logits in predictions.items():
+    print(f"{name:>17}: histogram loss = {histogram_loss_draft(logits, true_ab[None]).item():.3f}")
+print(f"       log Q = {np.log(bins.num_bins):.3f}")
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from sscn.losses import histogram_loss  # noqa: E402
+
+print("draft == sscn.losses.histogram_loss:",
+      all(torch.allclose(histogram_loss_draft(lg, true_ab[None]), histogram_loss(lg, true_ab[None]))
+          for lg in predictions.values()))
+print("uniform prediction scores log Q:",
+      torch.allclose(histogram_loss(predictions["uniform"], true_ab[None]), torch.tensor(np.log(bins.num_bins)).float()))
+
+# %%
+target = bins.encode(F.adaptive_avg_pool2d(true_ab[None], quarter))
+per_pixel = -(target * F.log_softmax(predictions["faded colours"], dim=1)).sum(1)[0]
+fig, axes = plt.subplots(1, 2, figsize=(2.6 * PANEL, 1.3 * PANEL))
+show_ab(faded, axes[0], "prediction: faded colours")
+shown = axes[1].imshow(per_pixel, cmap="magma")
+axes[1].set_title("histogram loss per position", fontsize=10)
+axes[1].axis("off")
+fig.colorbar(shown, ax=axes[1], fraction=0.046)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# The confident wrong guess scores *worse* than the uniform one: cross-entropy charges
+# $-\log \hat{p}$ for the mass the truth puts where the prediction put (almost) none. Where
+# the photo is nearly gray, fading moves a colour by less than a bin and the loss stays
+# low; where the colour is saturated the faded colour lands in other bins and the loss is
+# high. So the network learns to hedge with a spread-out distribution where it is unsure,
+# and unlike smooth-L1 a distribution can put mass on both the red and the blue bins of
+# the toy above.
+#
+# ## 4. Total variation: smooth colour, sharp where L is sharp
+#
+# Colour in a photo changes slowly; the L channel carries the fine detail. Total
+# variation adds up the differences between neighbouring ab values, so it is small for
+# smooth colour and large for speckled colour. Add noise to the ab map, then smooth it:
+
+# %%
+def total_variation_draft(ab):
+    vertical = (ab[..., 1:, :] - ab[..., :-1, :]).abs().mean()
+    horizontal = (ab[..., :, 1:] - ab[..., :, :-1]).abs().mean()
+    return vertical + horizontal
+
+
+generator = torch.Generator().manual_seed(seed)
+noisy = true_ab + noise_std / AB_SCALE * torch.randn(true_ab.shape, generator=generator)
+smoothed = torch.from_numpy(gaussian(noisy.numpy(), sigma=blur_sigma, channel_axis=0)).float()
+maps = {"truth": true_ab, "noisy": noisy, "smoothed": smoothed}
+fig, axes = plt.subplots(1, 3, figsize=(3 * PANEL, 1.2 * PANEL))
+for ax, (name, ab) in zip(axes, maps.items()):
+    show_ab(ab.clamp(-1, 1), ax, f"{name}: TV = {total_variation_draft(ab).item():.4f}")
+fig.tight_layout()
+plt.show()
+for name, ab in maps.items():
+    print(f"{name:>8}: 10 x TV = {10 * total_variation_draft(ab).item():.3f}, "
+          f"100 x smooth-L1 to the truth = {100 * smooth_l1(ab, true_ab).item():.3f}")
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from sscn.losses import total_variation  # noqa: E402
+
+print("draft == sscn.losses.total_variation:",
+      all(torch.allclose(total_variation_draft(ab), total_variation(ab)) for ab in maps.values()))
+print("smoothing lowers TV:", bool(total_variation(smoothed) < total_variation(noisy)))
+
+# %% [markdown]
+# Noise multiplies TV about tenfold; smoothing brings it back to about the truth's own
+# value and, here, also brings the map much closer to the truth (the smooth-L1 term
+# falls). But the truth's TV is not zero, and blurring harder would keep lowering TV
+# while colour bleeds across edges and the smooth-L1 term rises again: with weights 10
+# and 100 the network is asked for smooth colour only where smoothness costs little
+# accuracy.
+#
+# ## 5. The classifier's cross-entropy
+#
+# The CAM (notebook 04) is only meaningful if the classifier on the reference's features
+# recognises the class, so its cross-entropy is trained alongside, with a small weight
+# (0.1) because it only steers which reference tokens the attention keeps.
+
+# %%
+class_logits = torch.tensor([[2.0, 0.5, -1.0, 0.0]])
+label = torch.tensor([0])
+ce_draft = -(class_logits[0, label] - class_logits[0].exp().sum().log())
+print(f"-log softmax(logits)[label] = {ce_draft.item():.4f}")
+
+# %%
+# NBVAL_CHECK_OUTPUT
+print("draft == torch.nn.functional.cross_entropy:", torch.allclose(ce_draft, F.cross_entropy(class_logits, label)))
+
+# %% [markdown]
+# ## 6. The weighted total (Formula 6)
+#
+# `sscn.losses.sscn_loss(output, true_ab, labels)` takes the network's output (the two ab
+# predictions, the histogram logits, the class logits) and returns the total with each
+# unweighted term. Feed it the stand-ins built above: the faded colours as the coarse
+# result, the smoothed noisy map as the fine one.
+
+# %%
+from sscn.losses import LossWeights, sscn_loss  # noqa: E402
+
+output = SimpleNamespace(ab_coarse=faded[None], ab_fine=smoothed[None], hist_logits=predictions["faded colours"],
+                         class_logits=class_logits)
+total, terms = sscn_loss(output, true_ab[None], label)
+paper = LossWeights()
+for name, value in terms.items():
+    weight = getattr(paper, name)
+    print(f"{name:>6}: {value.item():8.4f} x {weight:5g} = {weight * value.item():7.3f}")
+print(f" total: {total.item():8.3f}")
+
+# %%
+# NBVAL_CHECK_OUTPUT
+by_hand = (100 * smooth_l1_draft(faded, true_ab) + 100 * smooth_l1_draft(smoothed, true_ab) + 0.1 * ce_draft
+           + 1 * histogram_loss_draft(predictions["faded colours"], true_ab[None]) + 10 * total_variation_draft(smoothed))
+print("paper weights 100, 100, 0.1, 1, 10:", [getattr(paper, n) for n in ("coarse", "fine", "cls", "hist", "tv")])
+print("drafted total == sscn.losses.sscn_loss:", torch.allclose(by_hand, total))
+
+# %% [markdown]
+# The weights put the five terms on comparable scales: an error of a few ab units is a
+# few hundredths in normalised units, which the factor 100 turns into a term of order
+# one, like the histogram cross-entropy (between its entropy floor and $\log Q$ = 5.6);
+# TV and the classifier get small weights because they steer, they do not colour.
+#
+# ## Conclusion
+#
+# - Smooth-L1 compares ab pixel by pixel; unlike L2 its optimum under ambiguity is a
+#   real colour (the median), not the gray average.
+# - The histogram loss turns each pixel's colour into a soft distribution over the Q
+#   bins and asks the network to predict it: it can hold several plausible colours at
+#   once, and its floor is the entropy of the soft encoding.
+# - Total variation rewards smooth colour; it is weighted low so that edges survive.
+# - Notebook 07 trains the network on this sum.
+#
+# ## References
+#
+# - Y. Bai, C. Dong, Z. Chai, A. Wang, Z. Xu, C. Yuan. Semantic-Sparse Colorization Network
+#   for Deep Exemplar-based Colorization. ECCV 2022 (Sec. 3.3, Formulas 4-6).
+# - R. Zhang, P. Isola, A. A. Efros. Colorful Image Colorization. ECCV 2016 (soft-encoding,
+#   the classification view of colour, the desaturation of L2).
+# - P. J. Huber. Robust estimation of a location parameter. Annals of Mathematical
+#   Statistics 35(1), 1964.
+# - L. I. Rudin, S. Osher, E. Fatemi. Nonlinear total variation based noise removal
+#   algorithms. Physica D 60, 1992.

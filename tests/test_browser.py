@@ -1,0 +1,251 @@
+"""The k/r explorer as a web page: Voila serves ``apps/explorer.ipynb``, headless Chromium drives it.
+
+The test starts ``voila`` on a free loopback port, opens the page with Playwright (sync
+API) in the system's Chromium, waits for the widgets, moves the k slider with the
+keyboard, sets the query point and the reference, and checks that the figure changes
+and that no Python error reaches the page or the server log. It prints how long one k
+slider move takes to redraw (key press to new image in the browser); timings are
+printed, not asserted.
+
+It needs ``pip install -e ".[browser]"`` (voila, playwright) and Chromium at
+``/usr/bin/chromium`` (Debian's ``chromium`` package; another binary can be named with
+``SSCN_CHROMIUM``). Without them it is skipped, unless ``SSCN_REQUIRE_BROWSER=1`` (set
+by ``.ci/run``) turns the skip into a failure. ``SSCN_EXPLORER_PNG=docs/explorer.png``
+also saves the final page as that PNG (the README's screenshot).
+"""
+from __future__ import annotations
+
+import http.client
+import importlib.util
+import io
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = ROOT / "apps" / "explorer.ipynb"
+CHROMIUM = Path(os.environ.get("SSCN_CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = [
+    "--no-sandbox",  # CI containers run as root, where Chromium's sandbox cannot start
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SERVER_START_S = 60  # until voila answers HTTP
+PAGE_LOAD_S = 180  # voila answers the page once the notebook ran (model, photos, first figure)
+REDRAW_S = 60  # one widget change until its new figure arrives
+K_MOVES = 3  # k slider moves timed
+SCREENSHOT_LIMIT = 300_000  # bytes, for the README's PNG
+
+
+def _require(available: bool, reason: str) -> None:
+    if available:
+        return
+    if os.environ.get("SSCN_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{reason}; SSCN_REQUIRE_BROWSER=1 says this test must run here")
+    pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _answers(port: int) -> bool:
+    """Any HTTP answer (a redirect included) without asking for a notebook, which would start a kernel."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+    try:
+        connection.request("GET", "/api")
+        connection.getresponse().read()
+        return True
+    except OSError:
+        return False
+    finally:
+        connection.close()
+
+
+@pytest.fixture(scope="module")
+def voila_server(tmp_path_factory):
+    """``(url, log_path)`` of a Voila server for ``apps/explorer.ipynb``, stopped after the module."""
+    _require(importlib.util.find_spec("voila") is not None, 'voila is not installed (pip install -e ".[browser]")')
+    _require(importlib.util.find_spec("playwright") is not None,
+             'playwright is not installed (pip install -e ".[browser]")')
+    _require(CHROMIUM.exists(), f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium)")
+    home = tmp_path_factory.mktemp("voila")
+    port = _free_port()
+    env = dict(os.environ)
+    # Jupyter's connection files and IPython's profile go to the test's folder, not $HOME
+    env.update(JUPYTER_RUNTIME_DIR=str(home / "runtime"), IPYTHONDIR=str(home / "ipython"),
+               PYTHONUNBUFFERED="1")
+    log_path = home / "voila.log"
+    command = [
+        sys.executable, "-m", "voila", str(APP), "--no-browser", f"--port={port}", "--Voila.ip=127.0.0.1",
+        "--Voila.port_retries=0",  # fail on a taken port instead of serving on another one
+        "--VoilaConfiguration.show_tracebacks=True",  # a failing cell shows its traceback on the page
+        "--VoilaExecutor.timeout=120",  # seconds per cell
+    ]
+    with open(log_path, "wb") as log:
+        # its own process group, so the kernels it starts go with it if it must be killed
+        server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+    try:
+        deadline = time.monotonic() + SERVER_START_S
+        while not _answers(port):
+            if server.poll() is not None:
+                pytest.fail(f"voila exited with {server.returncode}:\n{log_path.read_text()[-3000:]}")
+            if time.monotonic() > deadline:
+                pytest.fail(f"voila did not answer within {SERVER_START_S} s:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.25)
+        yield f"http://127.0.0.1:{port}/", log_path
+    finally:
+        if server.poll() is None:
+            server.send_signal(signal.SIGTERM)  # voila shuts its kernels down on SIGTERM
+            try:
+                server.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+                server.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def page(voila_server, tmp_path_factory):
+    """A Playwright page in headless Chromium (a fresh profile under the test's folder)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True,
+            viewport={"width": 1000, "height": 760},
+        )
+        try:
+            yield context.pages[0] if context.pages else context.new_page()
+        finally:
+            context.close()
+
+
+def _figure(page):
+    return page.locator("img.widget-image")
+
+
+def _slider(page, label: str):
+    return page.locator(".widget-slider").filter(has=page.locator(".widget-label", has_text=label))
+
+
+def _status(page) -> str:
+    return page.locator(".widget-html-content").inner_text()
+
+
+def _wait_for_new_figure(page, old_src: str) -> str:
+    """Wait until the figure's blob URL changes (a new PNG from the kernel) and it has decoded."""
+    page.wait_for_function(
+        """old => { const img = document.querySelector('img.widget-image');
+                    return img && img.src !== old && img.complete && img.naturalWidth > 0; }""",
+        arg=old_src, timeout=REDRAW_S * 1000,
+    )
+    return _figure(page).get_attribute("src")
+
+
+def _errors_on_page(page) -> list[str]:
+    text = page.locator("body").inner_text()
+    return [word for word in ("Traceback", "Error") if word in text]
+
+
+def _save_screenshot(png: bytes, path: Path) -> None:
+    """The page as a palette PNG (256 colours), which keeps the README's picture small."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png)).convert("RGB").quantize(colors=256, dither=Image.Dither.NONE)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", optimize=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(buffer.getvalue())
+    print(f"screenshot: {path} ({len(buffer.getvalue()) // 1000} kB)")
+    assert len(buffer.getvalue()) < SCREENSHOT_LIMIT
+
+
+def test_app_notebook_is_stored_clean():
+    """The app is served as it is stored: no outputs, counts or machine paths to go stale."""
+    import json
+
+    notebook = json.loads(APP.read_text())
+    code = [cell for cell in notebook["cells"] if cell["cell_type"] == "code"]
+    assert code and all(not cell["outputs"] and cell["execution_count"] is None for cell in code)
+    assert not any(folder in APP.read_text() for folder in ("/work/", "/tmp/", "/root/", "/home/"))
+    assert "load_model(None)" in "".join(code[-1]["source"]) and "KRExplorer" in "".join(code[-1]["source"])
+
+
+def test_explorer_page_redraws_in_the_browser(voila_server, page, tmp_path):
+    url, log_path = voila_server
+    js_errors = []  # uncaught exceptions in the page's JavaScript (the widget manager's)
+    page.on("pageerror", lambda error: js_errors.append(str(error)))
+    start = time.perf_counter()
+    page.goto(url, timeout=PAGE_LOAD_S * 1000)
+    page.wait_for_function(
+        "() => { const img = document.querySelector('img.widget-image');"
+        " return img && img.complete && img.naturalWidth > 0; }",
+        timeout=PAGE_LOAD_S * 1000,
+    )
+    print(f"page with its first figure: {time.perf_counter() - start:.1f} s (kernel start, model, first draw)")
+    assert not _errors_on_page(page), page.locator("body").inner_text()[-3000:]
+    first_page = page.screenshot(full_page=True)
+    (tmp_path / "explorer-first.png").write_bytes(first_page)
+    first_figure = _figure(page).screenshot()
+    src = _figure(page).get_attribute("src")
+
+    # k slider: focus its handle and press the arrow key, as a keyboard user would
+    handle = _slider(page, "k (top CAM)").locator(".noUi-handle")
+    readout = _slider(page, "k (top CAM)").locator(".widget-readout")
+    redraws = []
+    for _ in range(K_MOVES):
+        k_before = int(readout.inner_text())
+        handle.focus()
+        moved = time.perf_counter()
+        handle.press("ArrowRight")
+        src = _wait_for_new_figure(page, src)
+        redraws.append(time.perf_counter() - moved)
+        k_now = int(readout.inner_text())
+        assert k_now > k_before
+        assert f"k = {k_now} top-CAM" in _status(page)
+    print("k slider move to new figure in the browser: "
+          + ", ".join(f"{1000 * t:.0f} ms" for t in redraws)
+          + f" (median {1000 * statistics.median(redraws):.0f} ms; the kernel's own time: {_status(page).split('; ')[-1]})")
+    after_k = _figure(page).screenshot()
+    assert after_k != first_figure
+
+    # query point: type a value into the x slider's readout
+    x_readout = _slider(page, "query x").locator(".widget-readout")
+    x_readout.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.type("20")
+    page.keyboard.press("Enter")
+    src = _wait_for_new_figure(page, src)
+    assert "query token" in _status(page) and x_readout.inner_text() == "20"
+
+    # another reference: a seeded rotation of the target (new encoder pass)
+    page.locator(".widget-dropdown").filter(has=page.locator(".widget-label", has_text="reference")) \
+        .locator("select").select_option(label="rotation of the target")
+    src = _wait_for_new_figure(page, src)
+
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    last_page = page.screenshot(full_page=True)
+    (tmp_path / "explorer-last.png").write_bytes(last_page)
+    assert _figure(page).screenshot() not in (first_figure, after_k)
+    assert last_page != first_page
+    assert not _errors_on_page(page), page.locator("body").inner_text()[-3000:]
+    assert not js_errors, js_errors
+    log = log_path.read_text()
+    assert "Traceback" not in log, log[-3000:]  # widget callbacks log their exceptions in the kernel
+    if os.environ.get("SSCN_EXPLORER_PNG"):
+        _save_screenshot(last_page, ROOT / os.environ["SSCN_EXPLORER_PNG"])
