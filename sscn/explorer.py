@@ -251,7 +251,9 @@ class KRExplorer:
 
     ``photos``: ``[(name, rgb 3 x H x W)]`` or a dict (default: the sample photos at
     ``size``). The reference is either a seeded self-augmentation of the target (TPS,
-    violent TPS, rotation, crop: the ground truth is known) or another photo.
+    violent TPS, rotation, crop: the ground truth is known) or another photo. It starts
+    with sparse attention at the model's k and r (``dense=True`` or the checkbox for
+    dense), whatever mode the checkpoint uses by default at inference.
     Display the explorer in a notebook as the last expression of a cell (or
     ``display(explorer)``); :meth:`update` sets any control from code and redraws.
     The figure is an ``ipywidgets.Image`` holding PNG bytes, which renders in JupyterLab,

@@ -120,7 +120,7 @@ def test_reference_of_a_flat_image_is_flat(kind, height, width, value, seed):
     assert (make_reference(image, kind, seed).image - value).abs().max() < 1e-5
 
 
-@given(st.integers(1, 3), sizes, sizes, st.floats(0.0, 1.0), st.integers(0, 2**63 - 1))
+@given(st.integers(1, 2), st.integers(8, 40), st.integers(8, 40), st.floats(0.0, 1.0), st.integers(0, 2**63 - 1))
 def test_training_references_depend_only_on_the_generator_seed(batch, height, width, violent_share, seed):
     images = torch.rand(batch, 3, height, width, generator=torch.Generator().manual_seed(seed % 2**32))
     first = training_references(images, torch.Generator().manual_seed(seed), violent_share)

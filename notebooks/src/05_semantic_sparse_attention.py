@@ -200,10 +200,12 @@ for name, attention in (("dense", dense_attn), ("sparse", sparse_attn)):
 # so we pass `dense=` explicitly.
 
 # %%
+network_sparse = model(gray_l, ref_lab, dense=False, k=k, r=r, seed=seed, return_attention=True)
+network_dense = model(gray_l, ref_lab, dense=True)
 results = {
-    "coarse (GCT)": model(gray_l, ref_lab, coarse_only=True).ab_coarse,
-    f"sparse, k = {k}, r = {r}": model(gray_l, ref_lab, dense=False, k=k, r=r, seed=seed).ab_fine,
-    "dense": model(gray_l, ref_lab, dense=True).ab_fine,
+    "coarse (GCT)": network_dense.ab_coarse,
+    f"sparse, k = {k}, r = {r}": network_sparse.ab_fine,
+    "dense": network_dense.ab_fine,
 }
 fig, axes = plt.subplots(1, 4, figsize=FIGSIZE)
 for ax, (name, ab) in zip(axes, results.items()):
@@ -231,7 +233,7 @@ print("sparse with k + r = N equals dense (attended features):", torch.allclose(
 print("... and the attention weights, columns reordered:",
       torch.allclose(package_dense_attn[0][:, everything[0]], all_attn[0], atol=1e-5))
 full_sparse = model(gray_l, ref_lab, dense=False, k=n_tokens // 2, r=n_tokens - n_tokens // 2, seed=seed).ab_fine
-print("... and the whole network's result:", torch.allclose(full_sparse, model(gray_l, ref_lab, dense=True).ab_fine, atol=1e-5))
+print("... and the whole network's result:", torch.allclose(full_sparse, network_dense.ab_fine, atol=1e-5))
 
 # %% [markdown]
 # ## 5. What sparsity buys: time and memory against image size
@@ -440,9 +442,8 @@ print("attention_draft == sscn Correspondence (dense):", torch.allclose(dense_ou
 print("tokens_draft == SSCN.tokens:", torch.allclose(query, model.tokens(coarse_feats, token_hw)))
 chunked, _ = layer(query, key, ref_ab, None, chunk_size=100)
 print("query chunks change nothing:", torch.allclose(chunked, package_dense, atol=1e-6))
-network = model(gray_l, ref_lab, dense=False, k=k, r=r, seed=seed, return_attention=True)
 print("the network selects the same tokens and weights:",
-      torch.equal(network.indices, indices) and torch.allclose(network.attention, package_attn, atol=1e-6))
+      torch.equal(network_sparse.indices, indices) and torch.allclose(network_sparse.attention, package_attn, atol=1e-6))
 print("attention rows sum to 1:", torch.allclose(sparse_attn.sum(-1), torch.ones(1, n_tokens), atol=1e-5))
 print("bundled model's similarity:", model.config.similarity)
 
