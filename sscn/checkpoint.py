@@ -89,7 +89,8 @@ def config_from_dict(values: dict) -> SSCNConfig:
     return SSCNConfig(**values)
 
 
-def load_state(model: SSCN, state: dict, source: str = "checkpoint") -> None:
+def load_state(model: SSCN, state: dict, source: str = "checkpoint",
+               fix: str = "build the model from the checkpoint's own config (sscn.checkpoint.load_model)") -> None:
     """Load weights, naming mismatched config fields rather than listing tensor shapes."""
     mine = model.state_dict()
     wrong = [k for k, v in state.items() if k in mine and mine[k].shape != v.shape]
@@ -97,8 +98,7 @@ def load_state(model: SSCN, state: dict, source: str = "checkpoint") -> None:
     if wrong or missing or extra:
         raise SSCNError(
             f"{source} does not fit this network ({len(wrong)} shape mismatches, {len(missing)} missing, "
-            f"{len(extra)} unexpected tensors, e.g. {(wrong or missing or extra)[:3]}); build the model "
-            "from the checkpoint's own config (sscn.checkpoint.load_model)"
+            f"{len(extra)} unexpected tensors, e.g. {(wrong or missing or extra)[:3]}); {fix}"
         )
     model.load_state_dict(state)
 
@@ -121,11 +121,12 @@ def load_model(path: str | Path | None = None, map_location="cpu", **overrides) 
             continue
         least = {"k": 0, "r": 0, "chunk_size": 1}.get(key)
         if least is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
-            raise SSCNError(f"{key} must be a whole number >= {least} (got {value!r})"
-                            + ("; a value above the number of reference tokens is capped at it" if key != "chunk_size" else ""))
+            capped = "; a value above the number of reference tokens is capped at it" if least == 0 else ""
+            raise SSCNError(f"{key} must be a whole number >= {least} (got {value!r}){capped}")
         values[key] = value
     model = SSCN(config_from_dict(values))
-    load_state(model, ckpt["model"], str(path))
+    load_state(model, ckpt["model"], str(path), fix="its weights disagree with the config stored beside them, "
+               "so it was edited or written by another version of sscn; use the file its training run wrote")
     return model.eval()
 
 

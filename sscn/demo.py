@@ -60,6 +60,10 @@ def run_demo(out="sscn-demo.png", checkpoint=None, size: int = 256, show: bool =
     from .checkpoint import bundled_checkpoint, load_model
     from .viz import demo_figure
 
+    from pathlib import Path
+
+    if Path(out).suffix.lower() not in (".png", ".jpg", ".jpeg", ".pdf", ".svg"):
+        raise SSCNError(f"--output {out} must end in .png, .jpg, .pdf or .svg")
     torch.set_grad_enabled(False)
     if checkpoint is None and bundled_checkpoint() is None:
         raise SSCNError(f"no bundled checkpoint in this installation ({lab_check()}); pass --checkpoint PATH")

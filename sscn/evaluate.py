@@ -691,7 +691,8 @@ def run_cli(args: argparse.Namespace) -> int:
         if folder is not None and Path(folder).exists() and not Path(folder).is_dir():
             raise SSCNError(f"{flag} {folder} is a file; pass a folder")
     try:
-        device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
+        device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto"
+                              else args.device)
     except RuntimeError:
         raise SSCNError(f"--device {args.device!r} is not a device; pass auto, cpu or cuda") from None
     if device.type == "cuda" and not torch.cuda.is_available():

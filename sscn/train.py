@@ -245,7 +245,8 @@ def train(cfg: TrainConfig, progress: bool = True, on_log=None) -> dict:
     rank, local_rank, world = _distributed()
     device = _device(cfg.device, local_rank)
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise SSCNError(f"training parameter device is {cfg.device!r} but there is no CUDA device here; pass 'cpu' or 'auto'")
+        raise SSCNError(f"training parameter device is {cfg.device!r} but there is no CUDA device here; "
+                        "pass 'cpu' or 'auto'")
     if device.type == "cuda":
         torch.cuda.set_device(device)
         torch.backends.cudnn.benchmark = True

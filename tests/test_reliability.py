@@ -125,7 +125,8 @@ def model_file(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("photos")
-    return {"target": save(photo(48, 64, 1), root / "target.png"), "reference": save(photo(40, 56, 2), root / "ref.jpg")}
+    return {"target": save(photo(48, 64, 1), root / "target.png"),
+            "reference": save(photo(40, 56, 2), root / "ref.jpg")}
 
 
 # ------------------------------------------------------------------ bad image files
@@ -279,7 +280,8 @@ def _tiff_cmyk(path):
     return save(Image.fromarray(photo()).convert("CMYK"), path.with_suffix(".tif"))
 
 
-WORKING_REFERENCES = {"CMYK JPEG": _cmyk, "palette PNG": _palette, "palette GIF with transparency": _palette_transparency,
+WORKING_REFERENCES = {"CMYK JPEG": _cmyk, "palette PNG": _palette,
+                      "palette GIF with transparency": _palette_transparency,
                       "RGBA PNG": _rgba, "16-bit RGB PNG": _rgb_16_bit, "16-bit RGBA PNG": _rgba_16_bit,
                       "animated GIF": _animated_gif, "WebP": _webp, "CMYK TIFF": _tiff_cmyk,
                       "20 x 4000": lambda p: save(photo(20, 4000), p.with_suffix(".png")),
@@ -334,14 +336,16 @@ def _colorized_size(capsys, tmp_path, argv) -> tuple[int, int]:
 def test_odd_targets_work(capsys, tmp_path, model_file, photos, case):
     make, shape = WORKING_TARGETS[case]
     target = make(tmp_path / "target")
-    argv = ["colorize", target, photos["reference"], "--checkpoint", model_file, "--size", "32", "-o", tmp_path / "out.png"]
+    argv = ["colorize", target, photos["reference"], "--checkpoint", model_file, "--size", "32",
+            "-o", tmp_path / "out.png"]
     assert _colorized_size(capsys, tmp_path, argv) == shape
 
 
 @pytest.mark.parametrize("case", list(WORKING_REFERENCES))
 def test_odd_references_work(capsys, tmp_path, model_file, photos, case):
     reference = WORKING_REFERENCES[case](tmp_path / "reference")
-    argv = ["colorize", photos["target"], reference, "--checkpoint", model_file, "--size", "32", "-o", tmp_path / "out.png"]
+    argv = ["colorize", photos["target"], reference, "--checkpoint", model_file, "--size", "32",
+            "-o", tmp_path / "out.png"]
     assert _colorized_size(capsys, tmp_path, argv) == (48, 64)
 
 
@@ -429,7 +433,8 @@ def test_a_full_disk_on_output_is_one_line(capsys, tmp_path, model_file, photos,
 
     monkeypatch.setattr(sscn.colorize, "save_image", full)
     assert_one_line_error(capsys, ["colorize", photos["target"], photos["reference"], "--checkpoint", model_file,
-                                   "--size", "32", "-o", tmp_path / "out.png"], "No space left on device: .*out.png", code=1)
+                                   "--size", "32", "-o", tmp_path / "out.png"],
+                          "No space left on device: .*out.png", code=1)
 
 
 # ------------------------------------------------------------------ checkpoints
@@ -514,7 +519,7 @@ BAD_CHECKPOINTS = {
     "text file": "corrupt or not an SSCN checkpoint",
     "bare state dict": "not an SSCN checkpoint \\(it lacks 'model' and 'config'\\)",
     "unknown config field": "fields this version does not know: \\['colour_magic'\\]",
-    "weights of another width": "does not fit this network .*shape mismatches",
+    "weights of another width": "does not fit this network .*shape mismatches.*disagree with the config stored",
     "pickle that runs code": "corrupt or not an SSCN checkpoint \\(UnpicklingError\\)",
 }
 
@@ -745,7 +750,8 @@ def test_train_config_names_the_bad_field(field, value):
 def test_python_m_sscn_train_prints_one_line(capsys, tmp_path):
     from sscn.train import main as train_main
 
-    assert train_main(["--data-dir", str(tmp_path / "missing"), "--out-dir", str(tmp_path / "run"), "--device", "cpu"]) == 2
+    argv = ["--data-dir", str(tmp_path / "missing"), "--out-dir", str(tmp_path / "run"), "--device", "cpu"]
+    assert train_main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("sscn train: error: image folder")
 
@@ -807,7 +813,8 @@ def test_training_killed_at_any_step_resumes_to_the_same_weights(tmp_path, train
     assert summary["steps"] == KILL_STEPS and summary["steps_this_run"] == KILL_STEPS - killed_at
     resumed = read_checkpoint(out / "last.pt")
     assert resumed["model"].keys() == uninterrupted["model"].keys()
-    different = [name for name in resumed["model"] if not torch.equal(resumed["model"][name], uninterrupted["model"][name])]
+    expected = uninterrupted["model"]
+    different = [name for name, value in resumed["model"].items() if not torch.equal(value, expected[name])]
     assert not different, f"killed at step {killed_at}: resumed weights differ in {different[:5]}"
     assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in uninterrupted["history"]]
     # the metrics log has each step once, and no temporary file is left from the killed save

@@ -79,17 +79,32 @@ class Correspondence(nn.Module):
             key, ref_ab = gather_tokens(key, indices), gather_tokens(ref_ab, indices)
         q, k = self.to_q(query), self.to_k(key)
         v = torch.cat((self.to_v(key), ref_ab.to(key.dtype)), dim=-1)
+        # without autograd (inference, validation) the N x d and N x S tensors are updated in
+        # place, so the attention holds one N x S matrix per chunk instead of two or three
+        in_place = not (torch.is_grad_enabled() and (q.requires_grad or k.requires_grad or v.requires_grad))
         if self.similarity == "cosine":
-            q, k = nn.functional.normalize(q, dim=-1), nn.functional.normalize(k, dim=-1)
+            k = nn.functional.normalize(k, dim=-1)
+            if in_place:  # nn.functional.normalize's maths: q / max(|q|, 1e-12)
+                q = q.div_(torch.linalg.vector_norm(q, dim=-1, keepdim=True).clamp_(min=1e-12))
+            else:
+                q = nn.functional.normalize(q, dim=-1)
         # scaling the N x d queries rather than the N x S logits saves a pass over (and, in
         # training, a saved copy of) the largest matrix; the same product up to rounding
-        q = q * self.logits_scale()
+        q = q.mul_(self.logits_scale()) if in_place else q * self.logits_scale()
         outputs, maps = [], []
         for start in range(0, q.shape[1], chunk_size):
-            logits = torch.einsum("bnd,bsd->bns", q[:, start : start + chunk_size], k)
-            attn = torch.softmax(logits.float(), dim=-1).to(v.dtype)
-            outputs.append(torch.einsum("bns,bsd->bnd", attn, v))
-            if return_attention:
-                maps.append(attn)
-            del logits, attn  # free each chunk's matrix before the next
-        return torch.cat(outputs, 1), (torch.cat(maps, 1) if return_attention else None)
+            logits = torch.einsum("bnd,bsd->bns", q[:, start : start + chunk_size], k).float()
+            if in_place and not return_attention:
+                # softmax(x) v = exp(x - max) v / sum exp(x - max): normalise the N x 34 product, not the N x S map
+                logits.sub_(logits.amax(dim=-1, keepdim=True)).exp_()
+                total = logits.sum(dim=-1, keepdim=True)
+                outputs.append(torch.einsum("bns,bsd->bnd", logits.to(v.dtype), v).div_(total.to(v.dtype)))
+            else:
+                attn = torch.softmax(logits, dim=-1).to(v.dtype)
+                outputs.append(torch.einsum("bns,bsd->bnd", attn, v))
+                if return_attention:
+                    maps.append(attn)
+                del attn
+            del logits  # free each chunk's matrix before the next
+        attended = outputs[0] if len(outputs) == 1 else torch.cat(outputs, 1)
+        return attended, (torch.cat(maps, 1) if return_attention else None)
