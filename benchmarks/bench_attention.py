@@ -6,22 +6,27 @@
 
 The step is the project's own ``Correspondence`` (Formulas 2-3) on the tokens of a
 working size S (N = (S/4)^2 tokens of the width's feature size), sparse with
-k = r = 256 (CAM ranking, token gather and all), dense over all N tokens. Both run
-with one query chunk (the textbook attention), forward at inference and forward +
-backward as in training (gradients reach the queries, the keys and the weights).
+k = r = 256 (CAM ranking, token gather and all), dense over all N tokens, in one query
+chunk. Three passes per size:
+- ``forward``: inference as the model runs it (no autograd): PyTorch's fused attention
+  kernel, which never holds the N x S matrix;
+- ``fwd, mat``: inference with the explicit N x S matrix (``fused_inference = False``),
+  the textbook attention whose memory the paper's sparse selection saves;
+- ``fwd+bwd``: forward + backward as in training (explicit matrix; gradients reach the
+  queries, the keys and the weights).
 
 Timing: for each size and pass, one fresh subprocess runs every case (sparse, dense and,
 with ``--before``, both as they were before issue 7) twice to warm up, then
 interleaves them ``--repeats`` times (fewer for very slow cases) and takes the medians,
 so that all cases share the same machine load. Peak memory: one fresh subprocess per
 case; on CUDA ``max_memory_allocated`` over what was allocated before the run, on the
-CPU the growth of the process's peak RSS over its RSS just before the run (a small run
-first initialises the libraries and threads, so their one-time cost is not counted).
-The CPU default is one torch thread: on a machine shared with other jobs, every
-multi-threaded operation waits for its slowest thread and the times stop meaning
-anything (``--threads 2`` to compare). Prints one table with the dense / sparse ratios
-per size, then the issue's
-targets (at 256 px: >= 5x less time and >= 6x less memory; at 512 px: >= 20x less memory).
+CPU the peak RSS during the run (``VmHWM``, reset just before it) over the RSS before
+it (a small run first initialises the libraries and threads, so their one-time cost
+is not counted). The CPU default is one torch thread: on a machine shared with other
+jobs, every multi-threaded operation waits for its slowest thread and the times stop
+meaning anything (``--threads 2`` to compare). Prints one table with the dense / sparse
+ratios per size, then the issue's targets (at 256 px: >= 5x less time and >= 6x less
+memory; at 512 px: >= 20x less memory).
 """
 from __future__ import annotations
 
@@ -29,7 +34,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -41,6 +45,8 @@ from sscn.models.attention import Correspondence, gather_tokens, select_tokens
 from sscn.models.encoder import scaled
 
 TARGETS = {256: {"time": 5.0, "memory": 6.0}, 512: {"memory": 20.0}}  # issue 7, sparse vs dense
+PASSES = {"forward": "forward, fused kernel (inference)", "fwd, mat": "forward, explicit N x S matrix",
+          "fwd+bwd": "forward + backward (training)"}
 
 
 def build(size: int, width: float, device: str):
@@ -76,9 +82,11 @@ def forward_before(self, query, key, ref_ab, indices=None, chunk_size: int = 409
 
 
 def run_once(module, query, key, ref_ab, cam, case: str, k: int, r: int, train: bool):
-    """``case``: "sparse" or "dense", with " before" for the code before issue 7."""
+    """``case``: "sparse" or "dense", plus " explicit" for the explicit N x S matrix at
+    inference (``fused_inference = False``) or " before" for the code before issue 7."""
     n = query.shape[1]
     mode, _, variant = case.partition(" ")
+    module.fused_inference = variant != "explicit"
     forward = (lambda *a, **kw: forward_before(module, *a, **kw)) if variant == "before" else module
     with torch.inference_mode(not train):
         if train:
@@ -90,13 +98,27 @@ def run_once(module, query, key, ref_ab, cam, case: str, k: int, r: int, train: 
             module.zero_grad(set_to_none=True)
 
 
-def _rss_bytes() -> int:
-    """The current RSS (Linux); elsewhere the peak so far, which then includes the warm-up."""
+def _status_bytes(field: str) -> int | None:
+    """``VmRSS`` (now) or ``VmHWM`` (peak) of this process from /proc (Linux), else None."""
     try:
-        with open("/proc/self/statm") as handle:
-            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        with open("/proc/self/status") as handle:
+            for line in handle:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
     except OSError:
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+        pass
+    return None
+
+
+def _reset_peak() -> bool:
+    """Reset this process's peak RSS (Linux >= 4.0). ``ru_maxrss`` cannot serve: after a
+    fork it starts at the parent's RSS, so it can hide a child's smaller peak."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+        return True
+    except OSError:
+        return False
 
 
 def measure_memory(size: int, case: str, train: bool, device: str, width: float, k: int, r: int) -> float:
@@ -109,14 +131,13 @@ def measure_memory(size: int, case: str, train: bool, device: str, width: float,
         torch.cuda.reset_peak_memory_stats()
         base = torch.cuda.memory_allocated()
     else:
-        base = _rss_bytes()
+        base = _status_bytes("VmRSS")
+        if base is None or not _reset_peak():
+            raise RuntimeError("CPU peak memory needs Linux's /proc/self/status and /proc/self/clear_refs")
     run_once(module, query, key, ref_ab, cam, case, k, r, train)
     sync()
-    if device == "cuda":
-        peak = torch.cuda.max_memory_allocated() - base
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base
-    return max(peak, 0) / 2**20
+    peak = torch.cuda.max_memory_allocated() if device == "cuda" else _status_bytes("VmHWM")
+    return max(peak - base, 0) / 2**20
 
 
 def measure_time(size: int, cases: list[str], train: bool, device: str, width: float, k: int, r: int,
@@ -196,36 +217,44 @@ def main(argv=None) -> None:
         for train in (False, True):
             dense_gb = n * n * 4 * (3 if train else 2) / 2**30
             modes = ["sparse"] + (["dense"] if dense_gb <= args.max_dense_gb else [])
-            cases = modes + ([f"{mode} before" for mode in modes] if args.before else [])
+            variants = [""] if train else ["", " explicit"]  # training always holds the explicit matrix
+            cases = [mode + variant for variant in variants for mode in modes]
+            cases += [f"{mode} before" for mode in modes] if args.before else []
             times = isolated(args, "measure_time", size, cases, train, *common, args.repeats, args.budget)
             memory = {case: isolated(args, "measure_memory", size, case, train, *common) for case in cases}
             failed = [v["error"] for v in [times, *memory.values()] if isinstance(v, dict) and "error" in v]
-            row = f"{size:>5} {n:>7} {'fwd+bwd' if train else 'forward':>8} | "
             if failed:
-                print(row + failed[0], flush=True)
+                print(f"{size:>5} {n:>7} {'fwd+bwd' if train else 'forward':>8} | {failed[0]}", flush=True)
                 continue
-            if "dense" not in modes:
-                print(row + f"sparse {times['sparse'] * 1e3:.1f} ms, {memory['sparse']:.1f} MB; dense not run: "
-                      f"its {n} x {n} matrices need about {dense_gb:.0f} GB", flush=True)
-                continue
-            x_time, x_memory = times["dense"] / times["sparse"], memory["dense"] / max(memory["sparse"], 1e-3)
-            ratios[size, train] = (x_time, x_memory)
-            print(row + f"{times['dense'] * 1e3:>9.1f} {times['sparse'] * 1e3:>9.1f} {x_time:>6.1f}x | "
-                  f"{memory['dense']:>9.1f} {memory['sparse']:>9.1f} {x_memory:>7.1f}x", flush=True)
+            for variant in variants:
+                label = "fwd+bwd" if train else ("fwd, mat" if variant else "forward")
+                row = f"{size:>5} {n:>7} {label:>8} | "
+                sparse, dense = "sparse" + variant, "dense" + variant
+                if "dense" not in modes:
+                    print(row + f"sparse {times[sparse] * 1e3:.1f} ms, {memory[sparse]:.1f} MB; dense not run: "
+                          f"its {n} x {n} matrices need about {dense_gb:.0f} GB", flush=True)
+                    continue
+                x_time, x_memory = times[dense] / times[sparse], memory[dense] / max(memory[sparse], 1e-3)
+                ratios[size, label] = (x_time, x_memory)
+                print(row + f"{times[dense] * 1e3:>9.1f} {times[sparse] * 1e3:>9.1f} {x_time:>6.1f}x | "
+                      f"{memory[dense]:>9.1f} {memory[sparse]:>9.1f} {x_memory:>7.1f}x", flush=True)
             if args.before:
-                print(" " * 24 + "before: " + "; ".join(
-                    f"{mode} {times[mode + ' before'] * 1e3:.1f} ms, {memory[mode + ' before']:.1f} MB "
-                    f"(now {times[mode + ' before'] / times[mode]:.2f}x faster, "
-                    f"{memory[mode + ' before'] / max(memory[mode], 1e-3):.2f}x less memory)" for mode in modes), flush=True)
+                old = " ".join(f"{mode} {times[mode + ' before'] * 1e3:.1f} ms {memory[mode + ' before']:.1f} MB" for mode in modes)
+                gains = []
+                for variant in variants:  # the code before issue 7 held the explicit matrix in every pass
+                    faster = "/".join(f"{times[m + ' before'] / times[m + variant]:.2f}" for m in modes)
+                    smaller = "/".join(f"{memory[m + ' before'] / max(memory[m + variant], 1e-3):.2f}" for m in modes)
+                    name = "fwd+bwd" if train else ("fwd, mat" if variant else "forward")
+                    gains.append(f"{name} now {faster}x faster, {smaller}x less memory")
+                print(" " * 24 + f"before issue 7: {old}; " + "; ".join(gains) + f" ({'/'.join(modes)})", flush=True)
     for size, wanted in TARGETS.items():
-        for train in (False, True):
-            if (size, train) not in ratios:
+        for label in ("fwd, mat", "fwd+bwd", "forward"):
+            if (size, label) not in ratios:
                 continue
-            got = dict(zip(("time", "memory"), ratios[size, train]))
+            got = dict(zip(("time", "memory"), ratios[size, label]))
             verdicts = [f"{what} {got[what]:.1f}x (target >= {target:g}x: {'met' if got[what] >= target else 'NOT met'})"
                         for what, target in wanted.items()]
-            print(f"target at {size} px, {'forward + backward' if train else 'forward'}: sparse vs dense " + ", ".join(verdicts))
-
+            print(f"target at {size} px, {PASSES[label]}: sparse vs dense " + ", ".join(verdicts))
 
 if __name__ == "__main__":
     main()

@@ -3,6 +3,7 @@
     python benchmarks/bench_colorize.py                          # 512x512, 1920x1080, 4000x3000 at 256 and 512
     python benchmarks/bench_colorize.py --inputs 4000x3000 --sizes 256 --repeats 5
     python benchmarks/bench_colorize.py --threads 1              # torch.set_num_threads(1) in every case
+                                                                 # (default: as sscn colorize picks, from the load average)
 
 Inputs: scikit-image's ``coffee`` (target) and ``chelsea`` (reference) photos, cropped
 to each aspect ratio, resized to each input size with a little Gaussian grain (an
@@ -14,15 +15,17 @@ Each case (input size x working size) runs in fresh subprocesses, with the bundl
 checkpoint, after one warm-up run:
 - time: the in-process work of ``sscn colorize`` (decode both files, colorize, write
   the JPEG; imports and model load excluded), median of ``--repeats`` runs, the
-  current code and the code before issue 7 (copied below as ``colorize_before``)
-  interleaved in one process so that both see the same machine load;
+  current code (channels-last weights, as the CLI loads them), the same with
+  contiguous weights, and the code before issue 7 (copied below as
+  ``colorize_before``, with the attention of then from ``bench_attention``),
+  interleaved in one process so that all see the same machine load;
 - stages of the current code: load (decode), prepare (full-size L, reference), the
   network's parts (the two passes of the reference encoder E, GCT, CAM, attention =
   tokens + selection + correspondence, LDT decoder, the rest), upsample (ab to full
   size), compose (Lab -> sRGB at full size), save (JPEG);
 - the PNG encode time of the same result, for comparison with JPEG;
-- peak memory: the peak RSS of a process that runs one case once (one process per
-  code version), and its growth over the RSS after imports and model load.
+- peak memory: the peak RSS (Linux ``VmHWM``) of a process that runs one case once (one
+  process per code version), and its growth over the RSS after imports and model load.
 The machine and its load average (other users of a shared machine slow every number)
 are printed with the table.
 """
@@ -32,7 +35,6 @@ import argparse
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -50,6 +52,10 @@ from sscn.checkpoint import load_model
 from sscn.color import join_lab, lab_norm_to_rgb, rgb_to_lab_norm, split_lab
 from sscn.colorize import Stopwatch, check_reference, colorize, save_image, working_shape
 from sscn.data import _decode, load_image
+from sscn.models.attention import Correspondence
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_attention import forward_before  # noqa: E402  (the attention before issue 7)
 
 # --------------------------------------------- the code before issue 7, for the ratio
 
@@ -77,7 +83,13 @@ def save_before(rgb, path, quality=95):
 
 
 def run_before(model, target, reference, size, out):
-    rgb = colorize_before(model, load_image(target), load_image(reference), size)
+    """Load, colorize and save as before issue 7, with the attention of then as well."""
+    current = Correspondence.forward
+    Correspondence.forward = forward_before
+    try:
+        rgb = colorize_before(model, load_image(target), load_image(reference), size)
+    finally:
+        Correspondence.forward = current
     save_before(rgb, out)
 
 
@@ -119,14 +131,21 @@ def run_current(model, target, reference, size, out, watch=None):
     return result
 
 
+def load_current():
+    """The model as ``sscn colorize`` loads it now: channels-last weights."""
+    return load_model(None).to(memory_format=torch.channels_last)
+
+
 def measure_time(target: str, reference: str, size: int, repeats: int, before: bool) -> dict:
-    """Median seconds of the current and the previous code, interleaved, plus the current stages."""
-    model = load_model(None)
+    """Median seconds of the current code, of the same with contiguous (not channels-last)
+    weights, and of the code before issue 7, interleaved; plus the current code's stages."""
+    model, contiguous = load_current(), load_model(None)
     out = Path(tempfile.mkdtemp()) / "out.jpg"
     run_current(model, target, reference, size, out)  # warm-up
+    run_current(contiguous, target, reference, size, out)
     if before:
-        run_before(model, target, reference, size, out)
-    times = {"current": [], "before": []}
+        run_before(contiguous, target, reference, size, out)
+    times = {"current": [], "contiguous": [], "before": []}
     stages = []
     for _ in range(repeats):
         watch = Stopwatch()
@@ -134,9 +153,12 @@ def measure_time(target: str, reference: str, size: int, repeats: int, before: b
         result = run_current(model, target, reference, size, out, watch)
         times["current"].append(time.perf_counter() - start)
         stages.append(watch.times)
+        start = time.perf_counter()
+        run_current(contiguous, target, reference, size, out)
+        times["contiguous"].append(time.perf_counter() - start)
         if before:
             start = time.perf_counter()
-            run_before(model, target, reference, size, out)
+            run_before(contiguous, target, reference, size, out)
             times["before"].append(time.perf_counter() - start)
     # one more run, with the network's parts instrumented (hooks cost a little, so not in the times above)
     parts = Stopwatch()
@@ -150,7 +172,9 @@ def measure_time(target: str, reference: str, size: int, repeats: int, before: b
     median_stages = {name: statistics.median(s[name] for s in stages) for name in stages[0]}
     share = {name: parts.times.get(name, 0.0) / watch.times["network"] for name in NETWORK_PARTS}
     return {
+        "threads": torch.get_num_threads(),
         "current_s": statistics.median(times["current"]),
+        "contiguous_s": statistics.median(times["contiguous"]),
         "before_s": statistics.median(times["before"]) if before else None,
         "stages": median_stages,
         "network_parts": {name: share[name] * median_stages["network"] for name in NETWORK_PARTS},
@@ -160,18 +184,31 @@ def measure_time(target: str, reference: str, size: int, repeats: int, before: b
     }
 
 
+def _status_mb(field: str) -> float:
+    """``VmRSS`` (now) or ``VmHWM`` (peak) of this process in MB, from /proc (Linux).
+
+    Not ``ru_maxrss``: after a fork it starts at the parent's RSS, which hides smaller peaks.
+    """
+    with open("/proc/self/status") as handle:
+        return next(int(line.split()[1]) / 1024 for line in handle if line.startswith(field + ":"))
+
+
 def measure_memory(target: str, reference: str, size: int, version: str) -> dict:
-    """Peak RSS of one run in this (fresh) process, and its growth over the RSS after model load."""
-    model = load_model(None)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    """Peak RSS of this (fresh) process over one run, and its growth over the RSS after model load."""
+    model = load_current() if version == "current" else load_model(None)
+    loaded_peak, base = _status_mb("VmHWM"), _status_mb("VmRSS")
+    with open("/proc/self/clear_refs", "w") as handle:  # restart the peak from here (Linux >= 4.0)
+        handle.write("5")
     out = Path(tempfile.mkdtemp()) / "out.jpg"
     (run_current if version == "current" else run_before)(model, target, reference, size, out)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    return {"peak_mb": peak, "growth_mb": peak - base}
+    peak = _status_mb("VmHWM")
+    return {"peak_mb": max(peak, loaded_peak), "growth_mb": peak - base}
 
 
 def in_subprocess(function: str, threads: int | None, *args) -> dict:
-    setup = f"import torch; torch.set_num_threads({threads}); " if threads else ""
+    """``function(*args)`` in a fresh process with ``threads`` torch threads (None: as ``sscn colorize`` picks)."""
+    count = threads or "threads_for_load()"
+    setup = f"import torch; from sscn.colorize import threads_for_load; torch.set_num_threads({count}); "
     code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); {setup}"
             f"from bench_colorize import {function}; print(json.dumps({function}(*{args!r})))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -213,13 +250,13 @@ def main(argv=None) -> None:
     parser.add_argument("--inputs", nargs="+", default=["512x512", "1920x1080", "4000x3000"], help="WIDTHxHEIGHT")
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512], help="working sizes")
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads in each case (default: torch's)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads in each case (default: as sscn colorize picks them, from the load average)")
     parser.add_argument("--no-before", action="store_true", help="skip the code before issue 7")
     args = parser.parse_args(argv)
     before = not args.no_before
-    threads = args.threads or torch.get_num_threads()
-    print(f"sscn colorize, bundled checkpoint, {machine()}, {threads} torch threads; "
-          f"load average {os.getloadavg()[0]:.1f} at the start")
+    threads = f"{args.threads} torch threads" if args.threads else "torch threads as sscn colorize picks them"
+    print(f"sscn colorize, bundled checkpoint, {machine()}, {threads}; load average {os.getloadavg()[0]:.1f} at the start")
     print("in-process seconds (decode, colorize, write JPEG; median); peak RSS of the whole process, "
           "its growth over imports + model in brackets")
     with tempfile.TemporaryDirectory() as tmp:
@@ -229,12 +266,13 @@ def main(argv=None) -> None:
             for size in args.sizes:
                 timing = in_subprocess("measure_time", args.threads, target, reference, size, args.repeats, before)
                 memory = in_subprocess("measure_memory", args.threads, target, reference, size, "current")
-                head = f"{width}x{height} at {size}: {timing['current_s']:.2f} s, peak {memory['peak_mb']:.0f} MB (+{memory['growth_mb']:.0f})"
+                head = f"{width}x{height} at {size} ({timing['threads']} thr): {timing['current_s']:.2f} s, peak {memory['peak_mb']:.0f} MB (+{memory['growth_mb']:.0f})"
                 if before:
                     old = in_subprocess("measure_memory", args.threads, target, reference, size, "before")
                     head += (f"; before: {timing['before_s']:.2f} s, peak {old['peak_mb']:.0f} MB (+{old['growth_mb']:.0f}); "
                              f"{timing['before_s'] / timing['current_s']:.1f}x faster, "
                              f"{old['growth_mb'] / max(memory['growth_mb'], 1):.1f}x less added memory")
+                head += f"; channels-last weights {timing['contiguous_s'] / timing['current_s']:.2f}x faster than contiguous"
                 print(head)
                 stages = timing["stages"]
                 total = sum(stages.values())

@@ -1,7 +1,7 @@
 """Training throughput: images per second of the real training step.
 
     python benchmarks/bench_train.py                              # CPU: widths 0.25 and 0.5, sparse and dense
-    python benchmarks/bench_train.py --channels-last              # also each case in channels-last memory format
+    python benchmarks/bench_train.py --channels-last --threads 1  # also channels-last memory format; 1 thread
     python benchmarks/bench_train.py --device cuda --batch-size 32 --steps 50
 
 One step is what ``sscn.train.train`` does per batch: ``make_batch`` (random flips and
@@ -27,6 +27,7 @@ import time
 import torch
 
 from sscn.color import rgb_to_lab_norm, split_lab
+from sscn.colorize import threads_for_load
 from sscn.data import sample_photos
 from sscn.losses import LossWeights, sscn_loss
 from sscn.models import SSCN, SSCNConfig
@@ -98,19 +99,19 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=5, help="timed steps per case (after two warm-up steps)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
     parser.add_argument("--amp", action="store_true", help="bf16 autocast (as sscn train on CUDA)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads on the CPU (default: torch's)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads on the CPU (default: the cores the load average leaves idle, as sscn colorize)")
     parser.add_argument("--channels-last", action="store_true", help="also time the channels-last memory format")
     args = parser.parse_args(argv)
-    threads = args.threads or torch.get_num_threads()
+    threads = args.threads or threads_for_load()
     formats = ["contiguous"] + (["channels_last"] if args.channels_last else [])
     print(f"training step at {args.size} px, batch {args.batch_size}, k = r = {args.k if args.k == args.r else (args.k, args.r)} "
           f"(sparse), {'bf16 autocast, ' if args.amp else ''}{machine(args.device, threads)}, torch {torch.__version__}")
     for width in args.widths:
         for dense in (False, True):
             call = (width, dense, args.k, args.r, args.size, args.batch_size, args.device, args.amp, args.steps, formats)
-            setup_threads = f"torch.set_num_threads({args.threads}); " if args.threads else ""
             code = (f"import json, sys, torch; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); "
-                    f"{setup_threads}from bench_train import measure; print(json.dumps(measure(*{call!r})))")
+                    f"torch.set_num_threads({threads}); from bench_train import measure; print(json.dumps(measure(*{call!r})))")
             done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
             label = f"width {width:<5} {'dense ' if dense else 'sparse'}"
             if done.returncode != 0:

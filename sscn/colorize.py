@@ -13,6 +13,7 @@ written without branches. A 12-megapixel photo needs a few hundred MB, not GB.
 from __future__ import annotations
 
 import functools
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -104,6 +105,21 @@ class Stopwatch:
 
     def summary(self) -> str:
         return ", ".join(f"{name} {seconds:.2f} s" for name, seconds in self.times.items())
+
+
+def threads_for_load() -> int:
+    """Intra-op threads worth using now: the cores the last minute's load average leaves idle (>= 1).
+
+    On a machine busy with other jobs every multi-threaded operation waits for its slowest
+    thread: on a shared 2-core machine (load average about 3), ``sscn colorize`` of a
+    12-megapixel photo took 5.2 s with 2 threads and 1.0 s with 1 (benchmarks/README.md).
+    """
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):  # no load average on this platform
+        return torch.get_num_threads()
+    idle = int((os.cpu_count() or 1) - load + 0.5)
+    return max(1, min(torch.get_num_threads(), idle))
 
 
 # --------------------------------------------------------- full-resolution pixels

@@ -16,6 +16,15 @@ from sscn.colorize import Stopwatch, colorize, full_resolution_l, reference_lab,
 from sscn.data import load_image
 from sscn.errors import SSCNError
 from sscn.models import SSCN, SSCNConfig
+from sscn.models.attention import Correspondence, select_tokens
+
+
+@pytest.fixture(autouse=True)
+def keep_torch_threads():
+    """``sscn colorize`` sets torch's thread count for its process; restore it after each test."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
@@ -131,6 +140,42 @@ def test_uint8_result_is_the_rounded_float_result(model):
     as_uint8 = colorize(model, target, reference, size=64, uint8=True).rgb
     assert as_uint8.dtype == torch.uint8 and as_uint8.shape == as_float.shape
     assert (as_uint8.float() - as_float * 255).abs().max() <= 0.5 + 1e-3
+
+
+@pytest.mark.parametrize("dense", [False, True])
+@pytest.mark.parametrize("fused", [True, False])
+def test_inference_attention_equals_the_training_path(model, dense, fused, monkeypatch):
+    """colorize runs the network without autograd, where the attention works in place
+    (fused kernel, or the explicit matrix normalised after the product)."""
+    monkeypatch.setattr(model.correspondence, "fused_inference", fused)
+    gray_l = rgb_to_gray_l(photo(48, 80))[None]
+    ref_lab = rgb_to_lab_norm(photo(48, 80, seed=1))[None]
+    with torch.enable_grad():
+        trained = model(gray_l, ref_lab, dense=dense, seed=0)
+    with torch.inference_mode():
+        inferred = model(gray_l, ref_lab, dense=dense, seed=0)
+    assert trained.ab_fine.requires_grad and not inferred.ab_fine.requires_grad
+    assert (trained.ab_fine - inferred.ab_fine).abs().max() < 1e-5
+    assert (trained.hist_logits - inferred.hist_logits).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("similarity", ["cosine", "dot"])
+def test_inference_attention_in_chunks_equals_training(fused, similarity):
+    torch.manual_seed(0)
+    attention = Correspondence(12, 8, 6, similarity=similarity)
+    attention.fused_inference = fused
+    query, key, ref_ab = torch.randn(2, 50, 12), torch.randn(2, 40, 12), torch.randn(2, 40, 2)
+    indices = select_tokens(torch.rand(2, 40), 5, 10, torch.Generator().manual_seed(0))
+    for chosen in (indices, None):
+        trained, _ = attention(query, key, ref_ab, chosen)
+        with torch.no_grad():
+            inferred, _ = attention(query, key, ref_ab, chosen, chunk_size=7)
+        assert trained.requires_grad and (trained - inferred).abs().max() < 1e-5
+
+
+def test_threads_for_load_is_between_one_and_torch_threads():
+    assert 1 <= colorize_module.threads_for_load() <= torch.get_num_threads()
 
 
 # ------------------------------------------------------------------------- inputs

@@ -339,7 +339,7 @@ plt.show()
 #
 # The paper prints Formula 2 with a scaled dot product. The authors' released code
 # instead correlates normalised features with a sharp temperature, and this package's
-# prototype measured the difference (DESIGN.md; width 0.25, 96 px, k = r = 64 of 576
+# prototype measured the difference (docs/DESIGN.md; width 0.25, 96 px, k = r = 64 of 576
 # tokens, 4,000 Imagenette photos with TPS references, validation PSNR on 300):
 #
 # | attention | values carried | after 8 min | after 15 min | after 25 min |
@@ -456,7 +456,7 @@ print("bundled model's similarity:", model.config.similarity)
 #   (Formulas 2-3).
 # - Semantic-sparse attention keeps the CAM's top-k tokens and r random ones: memory
 #   $O((k + r) N)$ instead of $O(N^2)$. With $k + r = N$ it is dense attention exactly.
-# - Sparsity is a bet on the CAM. At this small scale the prototype in DESIGN.md scored
+# - Sparsity is a bet on the CAM. At this small scale the prototype in docs/DESIGN.md scored
 #   higher with dense attention at inference (32.7 dB dense against 31.3 dB sparse at
 #   128 px, same weights), while the paper reports sparse ahead at 256 px. The bundled
 #   checkpoint is trained sparse (k = r = 64) and attends densely at inference by

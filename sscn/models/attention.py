@@ -7,7 +7,7 @@ positions plus r random others. Dense attention is the same code with every toke
 Two similarities ``s``: the paper's scaled dot product ``q . k / sqrt(d)`` (``"dot"``)
 and, by default, cosine similarity over a learned temperature (``"cosine"``), as the
 authors' released code does; measured here to learn the correspondence faster
-(DESIGN.md, notebook 05). The values also carry the reference's own ab, so the
+(docs/DESIGN.md, notebook 05). The values also carry the reference's own ab, so the
 attended map is a warped copy of the reference's colours.
 
 Memory is ``O((k + r) HW)``: sparse mode gathers the selected keys before any product,
@@ -55,7 +55,13 @@ class Correspondence(nn.Module):
     ``forward(query B x N x d, key B x M x d, ref_ab B x M x 2, indices B x S | None)``
     -> (attended ``B x N x (value_dim + 2)``, attention ``B x N x S`` or None).
     The last two channels of the output are the attended reference ab.
+
+    Without autograd and without the map (inference, validation) the same maths runs
+    in PyTorch's fused attention kernel, which never holds an N x S matrix; set
+    ``fused_inference = False`` for the explicit matrix (benchmarks compare the two).
     """
+
+    fused_inference = True
 
     def __init__(self, in_dim: int, dim: int, value_dim: int, similarity: str = "cosine", temperature: float = 0.02):
         super().__init__()
@@ -91,6 +97,8 @@ class Correspondence(nn.Module):
         # scaling the N x d queries rather than the N x S logits saves a pass over (and, in
         # training, a saved copy of) the largest matrix; the same product up to rounding
         q = q.mul_(self.logits_scale()) if in_place else q * self.logits_scale()
+        if in_place and not return_attention and self.fused_inference:
+            return self._fused(q, k, v, chunk_size), None
         outputs, maps = [], []
         for start in range(0, q.shape[1], chunk_size):
             logits = torch.einsum("bnd,bsd->bns", q[:, start : start + chunk_size], k).float()
@@ -108,3 +116,20 @@ class Correspondence(nn.Module):
             del logits  # free each chunk's matrix before the next
         attended = outputs[0] if len(outputs) == 1 else torch.cat(outputs, 1)
         return attended, (torch.cat(maps, 1) if return_attention else None)
+
+    @staticmethod
+    def _fused(q, k, v, chunk_size: int) -> torch.Tensor:
+        """``softmax(q k^T) v`` by ``scaled_dot_product_attention`` (q already scaled).
+
+        The fused CPU kernel wants one head size for q, k and v: the narrower ones are
+        padded with zeros, which change neither the dot products nor the values kept.
+        """
+        width = v.shape[-1]
+        size = max(q.shape[-1], width)
+        pad = lambda x: nn.functional.pad(x, (0, size - x.shape[-1])) if x.shape[-1] < size else x  # noqa: E731
+        q, k, v = pad(q), pad(k), pad(v)
+        outputs = [
+            nn.functional.scaled_dot_product_attention(q[:, start : start + chunk_size], k, v, scale=1.0)[..., :width]
+            for start in range(0, q.shape[1], chunk_size)
+        ]
+        return outputs[0] if len(outputs) == 1 else torch.cat(outputs, 1)
