@@ -19,6 +19,19 @@ from hypothesis import settings  # noqa: E402
 
 torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test on one torch thread: tiny tensors are faster so, and a busy machine slows
+    two threads far more than one."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 # the notebook sources are Python files; nbval should only see the built notebooks
 collect_ignore = ["notebooks/src"]
 collect_ignore_glob = ["**/.ipynb_checkpoints/*"]

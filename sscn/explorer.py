@@ -31,35 +31,8 @@ from .colorize import working_shape
 from .errors import SSCNError
 from .models import SSCN
 from .models.attention import select_tokens
-from .models.ldt import resize
-from .models.sscn import check_size
+from .models.sscn import Prepared
 from . import viz
-
-
-@dataclass
-class Prepared:
-    """What one (target, reference) pair gives before any token is selected (batch of 1).
-
-    ``gray_l`` ``1 x 1 x H x W``; ``ref_lab`` ``1 x 3 x H x W`` (resized to the target, as
-    the network sees it); ``ab_coarse`` ``1 x 2 x H x W``; ``cam`` ``1 x N`` in [0, 1];
-    ``query``, ``key`` ``1 x N x d`` tokens of the coarse image and of the reference;
-    ``ref_ab`` ``1 x N x 2``; ``token_hw`` = ``(H/4, W/4)``, N = H/4 * W/4.
-    """
-
-    gray_l: torch.Tensor
-    ref_lab: torch.Tensor
-    ab_coarse: torch.Tensor
-    class_logits: torch.Tensor
-    cam: torch.Tensor
-    coarse_feats: list[torch.Tensor]
-    query: torch.Tensor
-    key: torch.Tensor
-    ref_ab: torch.Tensor
-    token_hw: tuple[int, int]
-
-    @property
-    def num_tokens(self) -> int:
-        return self.token_hw[0] * self.token_hw[1]
 
 
 @dataclass
@@ -84,26 +57,7 @@ def prepare(model: SSCN, gray_l: torch.Tensor, ref_lab: torch.Tensor) -> Prepare
     """
     if gray_l.dim() != 4 or gray_l.shape[:2] != (1, 1):
         raise SSCNError(f"prepare expects gray_l shaped 1 x 1 x H x W, got {tuple(gray_l.shape)}")
-    h, w = gray_l.shape[-2:]
-    check_size(h, w)
-    ref_lab = resize(ref_lab, (h, w))
-    hw = (h // 4, w // 4)
-    ref_feats = model.encoder(lab_norm_to_rgb(ref_lab))
-    ab_coarse = model.gct(gray_l, ref_feats[4])
-    class_logits, cam = model.cam(ref_feats[4], hw, None)
-    coarse_feats = model.encoder(lab_norm_to_rgb(join_lab(gray_l, ab_coarse)))
-    return Prepared(
-        gray_l=gray_l,
-        ref_lab=ref_lab,
-        ab_coarse=ab_coarse,
-        class_logits=class_logits,
-        cam=cam,
-        coarse_feats=coarse_feats,
-        query=model.tokens(coarse_feats, hw),
-        key=model.tokens(ref_feats, hw),
-        ref_ab=resize(ref_lab[:, 1:], hw).flatten(2).transpose(1, 2),
-        token_hw=hw,
-    )
+    return model.prepare(gray_l, ref_lab)
 
 
 @torch.inference_mode()
@@ -117,11 +71,7 @@ def attend(model: SSCN, prepared: Prepared, k: int, r: int, dense: bool = False,
         indices = select_tokens(prepared.cam, k, r, torch.Generator().manual_seed(int(seed)))
         k_used = min(k, n)
         r_used = indices.shape[1] - k_used
-    attended, attention = model.correspondence(
-        prepared.query, prepared.key, prepared.ref_ab, indices, model.config.chunk_size, True
-    )
-    attended = attended.transpose(1, 2).reshape(1, -1, *prepared.token_hw)
-    ab_fine, _ = model.ldt(prepared.coarse_feats, attended, prepared.gray_l, prepared.ab_coarse)
+    ab_fine, _, attention = model.fine(prepared, indices, return_attention=True)
     return Attended(ab_fine=ab_fine, attention=attention, indices=indices, k=k_used, r=r_used)
 
 

@@ -36,12 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = SSCNConfig(width=0.125, k=8, r=8)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def photo(height=48, width=64, seed=0) -> np.ndarray:

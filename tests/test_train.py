@@ -30,12 +30,7 @@ TINY = dict(data_dir="samples", image_size=32, width=0.125, batch_size=8, k=4, r
             val_images=4, val_every=1000, log_every=1, ckpt_every=1000, seed=0)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -61,6 +61,32 @@ class SSCNOutput:
     indices: torch.Tensor | None = None  # B x S (None when dense)
 
 
+@dataclass
+class Prepared:
+    """What a (target, reference) pair gives before any token is selected.
+
+    ``gray_l`` ``B x 1 x H x W``; ``ref_lab`` ``B x 3 x H x W`` (resized to the target);
+    ``ab_coarse`` ``B x 2 x H x W``; ``cam`` ``B x N`` in [0, 1]; ``token_hw`` = (H/4, W/4),
+    N = H/4 * W/4; then (not for the coarse stage alone) ``coarse_feats`` = E(I_c), the
+    tokens ``query``, ``key`` ``B x N x d`` and the reference's ``ref_ab`` ``B x N x 2``.
+    """
+
+    gray_l: torch.Tensor
+    ref_lab: torch.Tensor
+    ab_coarse: torch.Tensor
+    class_logits: torch.Tensor
+    cam: torch.Tensor
+    token_hw: tuple[int, int]
+    coarse_feats: list[torch.Tensor] | None = None
+    query: torch.Tensor | None = None
+    key: torch.Tensor | None = None
+    ref_ab: torch.Tensor | None = None
+
+    @property
+    def num_tokens(self) -> int:
+        return self.token_hw[0] * self.token_hw[1]
+
+
 def check_size(height: int, width: int) -> None:
     if height % MULTIPLE or width % MULTIPLE or min(height, width) < 2 * MULTIPLE:
         raise SSCNError(
@@ -115,6 +141,20 @@ class SSCN(nn.Module):
         class; otherwise the predicted class does. ``seed`` or ``generator`` fix the random tokens.
         """
         cfg = self.config
+        p = self.prepare(gray_l, ref_lab, labels, coarse_only=coarse_only)
+        if coarse_only:
+            return SSCNOutput(p.ab_coarse, p.ab_coarse, p.ab_coarse.new_zeros(0), p.class_logits, p.cam)
+        indices = None
+        if not (cfg.dense if dense is None else dense):
+            if generator is None and seed is not None:
+                generator = torch.Generator().manual_seed(seed)
+            indices = select_tokens(p.cam.detach(), cfg.k if k is None else k, cfg.r if r is None else r, generator)
+        ab_fine, hist_logits, attention = self.fine(p, indices, return_attention)
+        return SSCNOutput(p.ab_coarse, ab_fine, hist_logits, p.class_logits, p.cam, attention, indices)
+
+    def prepare(self, gray_l: torch.Tensor, ref_lab: torch.Tensor, labels: torch.Tensor | None = None,
+                coarse_only: bool = False) -> Prepared:
+        """Everything before the token selection: E(I_r), the coarse stage, the CAM, E(I_c) and the tokens."""
         h, w = gray_l.shape[-2:]
         check_size(h, w)
         ref_lab = resize(ref_lab, (h, w))
@@ -122,19 +162,20 @@ class SSCN(nn.Module):
         ref_feats = self.encoder(lab_norm_to_rgb(ref_lab))
         ab_coarse = self.gct(gray_l, ref_feats[4])
         class_logits, cam = self.cam(ref_feats[4], hw, labels)
-        if coarse_only:
-            return SSCNOutput(ab_coarse, ab_coarse, ab_coarse.new_zeros(0), class_logits, cam)
+        prepared = Prepared(gray_l, ref_lab, ab_coarse, class_logits, cam, hw)
+        if not coarse_only:
+            prepared.coarse_feats = self.encoder(lab_norm_to_rgb(join_lab(gray_l, ab_coarse)))
+            prepared.query = self.tokens(prepared.coarse_feats, hw)
+            prepared.key = self.tokens(ref_feats, hw)
+            prepared.ref_ab = resize(ref_lab[:, 1:], hw).flatten(2).transpose(1, 2)
+        return prepared
 
-        coarse_feats = self.encoder(lab_norm_to_rgb(join_lab(gray_l, ab_coarse)))
-        query = self.tokens(coarse_feats, hw)
-        key = self.tokens(ref_feats, hw)
-        ref_ab = resize(ref_lab[:, 1:], hw).flatten(2).transpose(1, 2)
-        indices = None
-        if not (cfg.dense if dense is None else dense):
-            if generator is None and seed is not None:
-                generator = torch.Generator().manual_seed(seed)
-            indices = select_tokens(cam.detach(), cfg.k if k is None else k, cfg.r if r is None else r, generator)
-        attended, attention = self.correspondence(query, key, ref_ab, indices, cfg.chunk_size, return_attention)
-        attended = attended.transpose(1, 2).reshape(attended.shape[0], -1, *hw)
-        ab_fine, hist_logits = self.ldt(coarse_feats, attended, gray_l, ab_coarse)
-        return SSCNOutput(ab_coarse, ab_fine, hist_logits, class_logits, cam, attention, indices)
+    def fine(self, p: Prepared, indices: torch.Tensor | None, return_attention: bool = False):
+        """Formulas 2-3 over the selected tokens (all when ``indices`` is None), then the LDT decoder.
+
+        Returns (ab_fine, hist_logits, attention or None).
+        """
+        attended, attention = self.correspondence(p.query, p.key, p.ref_ab, indices, self.config.chunk_size, return_attention)
+        attended = attended.transpose(1, 2).reshape(attended.shape[0], -1, *p.token_hw)
+        ab_fine, hist_logits = self.ldt(p.coarse_feats, attended, p.gray_l, p.ab_coarse)
+        return ab_fine, hist_logits, attention
