@@ -386,7 +386,9 @@ def colorize(
     with watch("upsample"):
         # the offsets a / 500 and b / 200 of f(X), f(Z); scaling before a bilinear resize is the same as after
         scale = torch.tensor([AB_SCALE / 500, AB_SCALE / 200], device=device).view(1, 2, 1, 1)
-        ab = F.interpolate(out.ab_fine.float() * scale, size=(full_h, full_w), mode="bilinear", align_corners=False)
+        # contiguous: a channels-last model gives channels-last ab, whose full-size planes would be strided
+        ab_small = (out.ab_fine.float() * scale).contiguous()
+        ab = F.interpolate(ab_small, size=(full_h, full_w), mode="bilinear", align_corners=False)
         ab = ab[0].cpu().numpy()
     with watch("compose"):
         rgb = _rgb_from_lab(luminance, f_y, ab, uint8)
