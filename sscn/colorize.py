@@ -346,6 +346,19 @@ def reference_lab(reference, size: int) -> torch.Tensor:
     return rgb_to_lab_norm(rgb)
 
 
+@contextmanager
+def _fused_attention(model: SSCN):
+    """Run the correspondence in PyTorch's fused attention kernel (the same maths; dense
+    attention at 512 px about 2x faster, without its N x N matrix), then restore the setting."""
+    layer = model.correspondence
+    before = layer.fused_inference
+    layer.fused_inference = True
+    try:
+        yield
+    finally:
+        layer.fused_inference = before
+
+
 @torch.inference_mode()
 def colorize(
     model: SSCN,
@@ -381,7 +394,7 @@ def colorize(
         h, w = working_shape(full_h, full_w, size)
         # L / 50 - 1 = f(Y) * 116 / 50 - 16 / 50 - 1; resizing f(Y) then scaling is the same thing
         small_l = torch.from_numpy(_resize_f(f_y, h, w) * (116 / L_SCALE) - (16 / L_SCALE + 1))[None, None].to(device)
-    with watch("network"):
+    with watch("network"), _fused_attention(model):
         out = model(small_l, ref_lab, k=k, r=r, dense=dense, seed=seed)
     with watch("upsample"):
         # the offsets a / 500 and b / 200 of f(X), f(Z); scaling before a bilinear resize is the same as after

@@ -174,6 +174,14 @@ def test_inference_attention_in_chunks_equals_training(fused, similarity):
         assert trained.requires_grad and (trained - inferred).abs().max() < 1e-5
 
 
+def test_colorize_uses_the_fused_attention_and_restores_the_setting(model, monkeypatch):
+    seen = []
+    forward = type(model.correspondence)._fused
+    monkeypatch.setattr(type(model.correspondence), "_fused", staticmethod(lambda *a: seen.append(1) or forward(*a)))
+    colorize(model, photo(40, 40), photo(40, 40, seed=1), size=32)
+    assert seen and model.correspondence.fused_inference is False
+
+
 def test_threads_for_load_is_between_one_and_torch_threads():
     assert 1 <= colorize_module.threads_for_load() <= torch.get_num_threads()
 

@@ -56,12 +56,13 @@ class Correspondence(nn.Module):
     -> (attended ``B x N x (value_dim + 2)``, attention ``B x N x S`` or None).
     The last two channels of the output are the attended reference ab.
 
-    Without autograd and without the map (inference, validation) the same maths runs
-    in PyTorch's fused attention kernel, which never holds an N x S matrix; set
-    ``fused_inference = False`` for the explicit matrix (benchmarks compare the two).
+    Without autograd the explicit N x S matrix is updated in place (one per query chunk).
+    ``fused_inference = True`` runs the same maths in PyTorch's fused attention kernel
+    instead, which never holds the matrix (``sscn.colorize`` does; off by default so that
+    the attention's memory is the textbook one that notebook 05 and the benchmarks show).
     """
 
-    fused_inference = True
+    fused_inference = False
 
     def __init__(self, in_dim: int, dim: int, value_dim: int, similarity: str = "cosine", temperature: float = 0.02):
         super().__init__()
