@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -43,6 +42,7 @@ import torch
 
 from sscn.models.attention import Correspondence, gather_tokens, select_tokens
 from sscn.models.encoder import scaled
+from machine import describe  # benchmarks/machine.py, beside this script
 
 TARGETS = {256: {"time": 5.0, "memory": 6.0}, 512: {"memory": 20.0}}  # issue 7, sparse vs dense
 PASSES = {"forward": "forward (inference, the explicit N x S matrix)", "fused": "forward in the fused kernel",
@@ -181,18 +181,6 @@ def isolated(args, function: str, *call) -> dict | float:
         return {"error": (done.stderr.strip().splitlines() or ["failed"])[-1][:80]}
     return json.loads(done.stdout.strip().splitlines()[-1])
 
-
-def machine(device: str, threads: int) -> str:
-    if device == "cuda":
-        return torch.cuda.get_device_name()
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {threads} torch thread{'s' if threads > 1 else ''}, load average {os.getloadavg()[0]:.1f}"
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256, 512])
@@ -207,7 +195,7 @@ def main(argv=None) -> None:
     parser.add_argument("--max-dense-gb", type=float, default=16.0, help="skip dense cases whose N x N matrices exceed this")
     args = parser.parse_args(argv)
     print(f"attention step, width {args.width}, k = r = {args.k if args.k == args.r else (args.k, args.r)}, "
-          f"{machine(args.device, args.threads)}, torch {torch.__version__}")
+          f"{describe(args.device, args.threads)}, torch {torch.__version__}")
     print(f"{'size':>5} {'tokens':>7} {'pass':>8} | {'dense ms':>9} {'sparse ms':>9} {'x time':>7} | "
           f"{'dense MB':>9} {'sparse MB':>9} {'x memory':>8}")
     common = (args.device, args.width, args.k, args.r)

@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -56,6 +55,7 @@ from sscn.models.attention import Correspondence
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_attention import forward_before  # noqa: E402  (the attention before issue 7)
+from machine import describe  # benchmarks/machine.py, beside this script
 
 # --------------------------------------------- the code before issue 7, for the ratio
 
@@ -235,16 +235,6 @@ def make_inputs(folder: Path, width: int, height: int) -> tuple[str, str]:
         paths.append(str(path))
     return paths[0], paths[1]
 
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--inputs", nargs="+", default=["512x512", "1920x1080", "4000x3000"], help="WIDTHxHEIGHT")
@@ -256,7 +246,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     before = not args.no_before
     threads = f"{args.threads} torch threads" if args.threads else "torch threads as sscn colorize picks them"
-    print(f"sscn colorize, bundled checkpoint, {machine()}, {threads}; load average {os.getloadavg()[0]:.1f} at the start")
+    print(f"sscn colorize, bundled checkpoint, {describe()}, torch {torch.__version__}, {threads}; load average {os.getloadavg()[0]:.1f} at the start")
     print("in-process seconds (decode, colorize, write JPEG; median); peak RSS of the whole process, "
           "its growth over imports + model in brackets")
     with tempfile.TemporaryDirectory() as tmp:

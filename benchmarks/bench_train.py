@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from sscn.data import sample_photos
 from sscn.losses import LossWeights, sscn_loss
 from sscn.models import SSCN, SSCNConfig
 from sscn.train import make_batch, step_generator
+from machine import describe  # benchmarks/machine.py, beside this script
 
 
 def setup(width: float, dense: bool, k: int, r: int, size: int, batch_size: int, device: str, channels_last: bool):
@@ -77,18 +77,6 @@ def measure(width: float, dense: bool, k: int, r: int, size: int, batch_size: in
                 times[name].append(time.perf_counter() - start)
     return {name: batch_size / statistics.median(values) for name, values in times.items()}
 
-
-def machine(device: str, threads: int) -> str:
-    if device == "cuda":
-        return torch.cuda.get_device_name()
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, {threads} torch threads, load average {os.getloadavg()[0]:.1f}"
-
-
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--widths", type=float, nargs="+", default=[0.25, 0.5])
@@ -106,7 +94,7 @@ def main(argv=None) -> None:
     threads = args.threads or threads_for_load()
     formats = ["contiguous"] + (["channels_last"] if args.channels_last else [])
     print(f"training step at {args.size} px, batch {args.batch_size}, k = r = {args.k if args.k == args.r else (args.k, args.r)} "
-          f"(sparse), {'bf16 autocast, ' if args.amp else ''}{machine(args.device, threads)}, torch {torch.__version__}")
+          f"(sparse), {'bf16 autocast, ' if args.amp else ''}{describe(args.device, threads)}, torch {torch.__version__}")
     for width in args.widths:
         for dense in (False, True):
             call = (width, dense, args.k, args.r, args.size, args.batch_size, args.device, args.amp, args.steps, formats)
