@@ -28,14 +28,14 @@ def _colorize(args) -> int:
 
     from .checkpoint import load_model
     from .colorize import Stopwatch, colorize, save_image, threads_for_load
-    from .data import _decode
+    from .data import decode_image
 
     if not os.environ.get("OMP_NUM_THREADS"):  # the user's own setting wins
         torch.set_num_threads(threads_for_load())
     watch = Stopwatch()
     with watch("load"):
         # 8-bit files stay 8-bit PIL images: colorize reads their L through a table, never as float RGB
-        target, reference = _decode(args.target), _decode(args.reference)
+        target, reference = decode_image(args.target), decode_image(args.reference)
     with watch("model"):
         model = load_model(args.checkpoint, k=args.k, r=args.r, dense=attention_mode(args))
         # channels-last weights: the convolutions run 1.1-1.2x faster on the CPU (benchmarks/README.md)

@@ -302,9 +302,9 @@ def _as_image(image, name: str):
     if isinstance(image, Image.Image):
         if image.mode == "RGB":
             return image
-        from .data import _to_rgb
+        from .data import to_rgb_image
 
-        return _to_rgb(image)
+        return to_rgb_image(image)
     if not isinstance(image, torch.Tensor):
         raise SSCNError(f"{name} must be a PIL image or a 3 x H x W tensor, got {type(image).__name__}")
     if image.dim() != 3 or image.shape[0] != 3:

@@ -63,10 +63,10 @@ def load_image(path) -> torch.Tensor:
     file for a missing path, a folder, an empty file, a file that is not an image, a
     truncated image and an image over Pillow's decompression-bomb limit.
     """
-    return _to_tensor(_decode(path))
+    return _to_tensor(decode_image(path))
 
 
-def _decode(path) -> Image.Image | torch.Tensor:
+def decode_image(path) -> Image.Image | torch.Tensor:
     """The file as an 8-bit RGB PIL image, or as a float tensor when it has more bits."""
     path = Path(path)
     if not path.exists():
@@ -78,7 +78,7 @@ def _decode(path) -> Image.Image | torch.Tensor:
     try:
         with Image.open(path) as img:
             img.load()
-            return _to_rgb(ImageOps.exif_transpose(img))
+            return to_rgb_image(ImageOps.exif_transpose(img))
     except Image.DecompressionBombError as err:
         raise SSCNError(f"{path} is too large to open safely ({err}); downscale it first, or if you trust the file "
                         "raise PIL.Image.MAX_IMAGE_PIXELS") from err
@@ -90,7 +90,7 @@ def _decode(path) -> Image.Image | torch.Tensor:
                         "re-copy or re-download it") from err
 
 
-def _to_rgb(img: Image.Image) -> Image.Image | torch.Tensor:
+def to_rgb_image(img: Image.Image) -> Image.Image | torch.Tensor:
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         gray = np.asarray(img, dtype=np.float32)
@@ -191,7 +191,7 @@ def _readable(path: Path) -> bool:
     if _looks_complete(path):
         return True
     try:  # unusual but possibly valid (trailing bytes after the JPEG end, say): decode to be sure
-        _decode(path)
+        decode_image(path)
         return True
     except SSCNError:
         return False
@@ -292,7 +292,7 @@ class ImageFolder(torch.utils.data.Dataset):
             if candidate in self._failed:
                 continue
             try:
-                image = _decode(self.samples[candidate][0])
+                image = decode_image(self.samples[candidate][0])
             except SSCNError as err:
                 self._failed.add(candidate)
                 if len(self._failed) == 1:
