@@ -50,7 +50,7 @@ import sscn.models.sscn as sscn_module
 from sscn.checkpoint import load_model
 from sscn.color import join_lab, lab_norm_to_rgb, rgb_to_lab_norm, split_lab
 from sscn.colorize import Stopwatch, check_reference, colorize, save_image, working_shape
-from sscn.data import _decode, load_image
+from sscn.data import decode_image, load_image
 from sscn.models.attention import Correspondence
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -124,7 +124,7 @@ def instrument(model, watch: Stopwatch) -> None:
 def run_current(model, target, reference, size, out, watch=None):
     watch = watch or Stopwatch()
     with watch("load"):
-        target_image, reference_image = _decode(target), _decode(reference)
+        target_image, reference_image = decode_image(target), decode_image(reference)
     result = colorize(model, target_image, reference_image, size=size, uint8=True, watch=watch)
     with watch("save"):
         save_image(result.rgb, out)

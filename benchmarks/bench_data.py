@@ -11,14 +11,13 @@ depend on the machine and on what else runs on it; the machine is printed with t
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 
 import torch
 from torch.utils.data import DataLoader
 
 from sscn.data import imagenette_folder
+from machine import describe  # benchmarks/machine.py, beside this script
 
 
 def samples_per_second(dataset, workers: int, batch_size: int, batches: int) -> float:
@@ -49,8 +48,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} intra-op threads in the main process")
+    print(f"{describe('cpu', torch.get_num_threads())} (intra-op, in the main process), torch {torch.__version__}")
     plain = imagenette_folder(args.data, "train", size=args.size)
     with_ref = imagenette_folder(args.data, "train", size=args.size, reference=args.reference)
     print(f"{len(with_ref)} train images at {args.size} px, batch {args.batch_size}, {args.batches} batches timed")

@@ -1,17 +1,23 @@
 """Training throughput: images per second of the real training step.
 
     python benchmarks/bench_train.py                              # CPU: widths 0.25 and 0.5, sparse and dense
-    python benchmarks/bench_train.py --channels-last --threads 1  # also channels-last memory format; 1 thread
-    python benchmarks/bench_train.py --device cuda --batch-size 32 --steps 50
+    python benchmarks/bench_train.py --before --contiguous --threads 1   # before / after issue 7; 1 thread
+    python benchmarks/bench_train.py --device cuda --batch-size 32 --steps 50 --amp
 
 One step is what ``sscn.train.train`` does per batch: ``make_batch`` (random flips and
 the TPS references), the forward pass with labels (bf16 autocast on CUDA with
 ``--amp``), the five losses, backward and an Adam step. The batches are the sample
 photos at ``--size`` px (random labels), so no data loading is timed (as with
-``preload``). Each case runs in a fresh subprocess: two warm-up steps, then ``--steps``
-timed steps; images per second = batch x steps / seconds. With ``--channels-last`` each
-case also runs with the model and inputs in channels-last memory format, interleaved
-step by step with the default format in the same process, and the ratio is printed.
+``preload``). Each width and attention mode runs in a fresh subprocess: two warm-up
+steps, then ``--steps`` timed steps; images per second = batch / median step time.
+
+The variants of one width and mode are interleaved step by step in that subprocess, so
+they share the machine's load and their ratio holds where the absolute rates drift:
+- ``now``: the step as ``sscn train`` runs it (channels-last weights and inputs);
+- ``--contiguous``: the same with the default (NCHW) memory format;
+- ``--before``: the step before issue 7: NCHW, and the correspondence's forward as it
+  was then (``forward_before`` in ``bench_attention.py``: the scale applied to the
+  N x S logits rather than the N x d queries).
 """
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import time
+import types
 
 import torch
 
@@ -30,15 +37,27 @@ from sscn.colorize import threads_for_load
 from sscn.data import sample_photos
 from sscn.losses import LossWeights, sscn_loss
 from sscn.models import SSCN, SSCNConfig
-from sscn.train import make_batch, step_generator
-from machine import describe  # benchmarks/machine.py, beside this script
+from sscn.models.attention import Correspondence
+from sscn.train import TrainConfig, make_batch, step_generator
+from bench_attention import forward_before  # beside this script
+from machine import describe
+
+VARIANTS = {"now": "as sscn train runs it", "contiguous": "now, NCHW memory format", "before": "before issue 7"}
 
 
-def setup(width: float, dense: bool, k: int, r: int, size: int, batch_size: int, device: str, channels_last: bool):
+def channels_last_in(variant: str) -> bool:
+    return variant == "now" and TrainConfig.channels_last
+
+
+def setup(width: float, dense: bool, k: int, r: int, size: int, batch_size: int, device: str, variant: str):
     torch.manual_seed(0)
     model = SSCN(SSCNConfig(width=width, num_classes=10, k=k, r=r, dense=dense)).to(device).train()
-    if channels_last:
+    if channels_last_in(variant):
         model = model.to(memory_format=torch.channels_last)
+    if variant == "before":
+        for module in model.modules():
+            if isinstance(module, Correspondence):
+                module.forward = types.MethodType(forward_before, module)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     photos = torch.stack([rgb for _, rgb in sample_photos(size=size)])
     picks = torch.arange(batch_size) % len(photos)
@@ -62,16 +81,16 @@ def train_step(model, optimizer, batch, device: str, step: int, amp: bool, chann
 
 
 def measure(width: float, dense: bool, k: int, r: int, size: int, batch_size: int, device: str, amp: bool,
-            steps: int, formats: list[str]) -> dict:
-    """Images per second for each memory format in ``formats``, their steps interleaved."""
+            steps: int, variants: list[str]) -> dict:
+    """Images per second for each of ``variants`` (keys of ``VARIANTS``), their steps interleaved."""
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
-    runs = {name: setup(width, dense, k, r, size, batch_size, device, name == "channels_last") for name in formats}
-    times = {name: [] for name in formats}
+    runs = {name: setup(width, dense, k, r, size, batch_size, device, name) for name in variants}
+    times = {name: [] for name in variants}
     for step in range(2 + steps):
         for name, (model, optimizer, batch) in runs.items():
             sync()
             start = time.perf_counter()
-            train_step(model, optimizer, batch, device, step, amp, name == "channels_last")
+            train_step(model, optimizer, batch, device, step, amp, channels_last_in(name))
             sync()
             if step >= 2:
                 times[name].append(time.perf_counter() - start)
@@ -89,15 +108,16 @@ def main(argv=None) -> None:
     parser.add_argument("--amp", action="store_true", help="bf16 autocast (as sscn train on CUDA)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads on the CPU (default: the cores the load average leaves idle, as sscn colorize)")
-    parser.add_argument("--channels-last", action="store_true", help="also time the channels-last memory format")
+    parser.add_argument("--contiguous", action="store_true", help="also time the step in the NCHW memory format")
+    parser.add_argument("--before", action="store_true", help="also time the step as it was before issue 7")
     args = parser.parse_args(argv)
     threads = args.threads or threads_for_load()
-    formats = ["contiguous"] + (["channels_last"] if args.channels_last else [])
+    variants = ["now"] + (["contiguous"] if args.contiguous else []) + (["before"] if args.before else [])
     print(f"training step at {args.size} px, batch {args.batch_size}, k = r = {args.k if args.k == args.r else (args.k, args.r)} "
           f"(sparse), {'bf16 autocast, ' if args.amp else ''}{describe(args.device, threads)}, torch {torch.__version__}")
     for width in args.widths:
         for dense in (False, True):
-            call = (width, dense, args.k, args.r, args.size, args.batch_size, args.device, args.amp, args.steps, formats)
+            call = (width, dense, args.k, args.r, args.size, args.batch_size, args.device, args.amp, args.steps, variants)
             code = (f"import json, sys, torch; sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r}); "
                     f"torch.set_num_threads({threads}); from bench_train import measure; print(json.dumps(measure(*{call!r})))")
             done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
@@ -106,9 +126,9 @@ def main(argv=None) -> None:
                 print(f"{label}: failed: {(done.stderr.strip().splitlines() or ['?'])[-1][:100]}", flush=True)
                 continue
             rate = json.loads(done.stdout.strip().splitlines()[-1])
-            line = f"{label}: {rate['contiguous']:7.1f} images/s"
-            if args.channels_last:
-                line += f"; channels-last {rate['channels_last']:7.1f} images/s ({rate['channels_last'] / rate['contiguous']:.2f}x)"
+            line = f"{label}: {rate['now']:7.1f} images/s"
+            for name in variants[1:]:
+                line += f"; {VARIANTS[name]} {rate[name]:7.1f} images/s (now {rate['now'] / rate[name]:.2f}x faster)"
             print(line, flush=True)
 
 

@@ -313,7 +313,10 @@ def _as_image(image, name: str):
         return Image.fromarray(image.permute(1, 2, 0).contiguous().cpu().numpy())
     if not image.is_floating_point():
         raise SSCNError(f"{name} must be uint8 or float in [0, 1], got {image.dtype}")
-    return image.detach().to("cpu", torch.float32)
+    image = image.detach().to("cpu", torch.float32)
+    if not bool(torch.isfinite(image).all()):  # NaN would pass the [0, 1] clamp and colour nothing
+        raise SSCNError(f"{name} holds NaN or infinite values; pass RGB values in [0, 1]")
+    return image
 
 
 def _size_of(image) -> tuple[int, int]:

@@ -244,6 +244,9 @@ def test_gray_reference_is_a_clear_error(model):
     (torch.rand(2, 3, 32, 32), "3 x H x W"),
     (torch.ones(3, 32, 32, dtype=torch.int32), "uint8 or float"),
     (np.zeros((32, 32, 3)), "PIL image or a 3 x H x W tensor"),
+    (torch.full((3, 32, 32), float("nan")), "NaN or infinite"),
+    (torch.rand(3, 32, 32).index_put_((torch.tensor(0), torch.tensor(5), torch.tensor(7)), torch.tensor(float("inf"))),
+     "NaN or infinite"),
 ])
 def test_bad_inputs_are_clear_errors(model, bad, match):
     with pytest.raises(SSCNError, match=match):

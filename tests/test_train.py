@@ -112,6 +112,28 @@ def test_resume_gives_the_same_weights(tmp_path, cache_home):
     assert [json.loads(line)["step"] for line in lines] == list(range(1, steps + 1))
 
 
+def test_channels_last_changes_speed_not_learning(tmp_path, cache_home):
+    """The NHWC memory format (the default, for speed) computes the same steps up to rounding."""
+    runs = [train(TrainConfig(**TINY, steps=3, channels_last=flag, out_dir=str(tmp_path / str(flag))), progress=False)
+            for flag in (True, False)]
+    a, b = (read_checkpoint(tmp_path / str(flag) / "last.pt") for flag in (True, False))
+    assert [h["loss"] for h in a["history"]] == pytest.approx([h["loss"] for h in b["history"]], rel=1e-4)
+    assert runs[0]["last_loss"] == pytest.approx(runs[1]["last_loss"], rel=1e-4)
+    conv = next(name for name, value in a["model"].items() if value.dim() == 4)
+    assert a["model"][conv].is_contiguous(memory_format=torch.channels_last)
+    assert torch.allclose(a["model"][conv], b["model"][conv], atol=1e-5)
+
+
+def test_resume_names_the_settings_it_changes(tmp_path, cache_home, capsys):
+    train(TrainConfig(**TINY, steps=1, out_dir=str(tmp_path)), progress=False)
+    capsys.readouterr()
+    train(TrainConfig(**{**TINY, "lr": 2e-4}, steps=2, out_dir=str(tmp_path)), progress=False)
+    out = capsys.readouterr().out
+    assert "resumed from last.pt at step 1" in out
+    # a longer run (steps) is what resuming is for; a new learning rate is worth a line
+    assert "settings differ from the checkpoint's run: lr 0.0001 -> 0.0002" in out and "steps" not in out.split("run:")[1]
+
+
 def test_training_writes_metrics_and_validates(tmp_path, cache_home):
     logged = []
     cfg = TrainConfig(**{**TINY, "val_every": 2, "log_every": 2}, steps=4, out_dir=str(tmp_path))
