@@ -69,9 +69,7 @@ def setup(width: float, dense: bool, k: int, r: int, size: int, batch_size: int,
 def train_step(model, optimizer, batch, device: str, step: int, amp: bool, channels_last: bool) -> None:
     """As ``sscn.train.train``'s loop body (no logging, no checkpoints)."""
     generator = step_generator(0, step)
-    gray_l, ab, ref_lab, labels = make_batch(batch, torch.device(device), generator, 0.1)
-    if channels_last:
-        gray_l, ref_lab = gray_l.contiguous(memory_format=torch.channels_last), ref_lab.contiguous(memory_format=torch.channels_last)
+    gray_l, ab, ref_lab, labels = make_batch(batch, torch.device(device), generator, 0.1, channels_last)
     with torch.autocast(device, dtype=torch.bfloat16, enabled=amp):
         out = model(gray_l, ref_lab, labels, generator=generator)
     total, _ = sscn_loss(out, ab, labels, LossWeights())

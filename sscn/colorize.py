@@ -314,7 +314,7 @@ def _as_image(image, name: str):
     if not image.is_floating_point():
         raise SSCNError(f"{name} must be uint8 or float in [0, 1], got {image.dtype}")
     image = image.detach().to("cpu", torch.float32)
-    if not bool(torch.isfinite(image).all()):  # NaN would pass the [0, 1] clamp and colour nothing
+    if not bool(torch.isfinite(image).all()):  # one NaN pixel would spread through the network to every output pixel
         raise SSCNError(f"{name} holds NaN or infinite values; pass RGB values in [0, 1]")
     return image
 

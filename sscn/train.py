@@ -220,14 +220,20 @@ def step_generator(seed: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + step)
 
 
-def make_batch(batch: dict, device: torch.device, generator: torch.Generator, violent_share: float):
-    """Targets (randomly flipped) and their TPS references, all drawn from ``generator``."""
+def make_batch(batch: dict, device: torch.device, generator: torch.Generator, violent_share: float,
+               channels_last: bool = False):
+    """Targets (randomly flipped) and their TPS references, all drawn from ``generator``.
+
+    ``channels_last``: the network's inputs (L and the reference) in NHWC, as the
+    convolutions of a channels-last model want them."""
     gray_l = batch["gray_l"].to(device, torch.float32, non_blocking=True)
     ab = batch["ab"].to(device, torch.float32, non_blocking=True)
     flip = (torch.rand(len(gray_l), generator=generator) < 0.5).to(device)[:, None, None, None]
     gray_l, ab = torch.where(flip, gray_l.flip(-1), gray_l), torch.where(flip, ab.flip(-1), ab)
     target_lab = join_lab(gray_l, ab)
     ref_lab = training_references(target_lab, generator, violent_share)
+    if channels_last:
+        gray_l, ref_lab = (x.contiguous(memory_format=torch.channels_last) for x in (gray_l, ref_lab))
     return gray_l, ab, ref_lab, batch["label"].to(device)
 
 
@@ -360,9 +366,7 @@ def train(cfg: TrainConfig, progress: bool = True, on_log=None) -> dict:
             loader = DataLoader(train_set, batch_sampler=batches, num_workers=cfg.num_workers, pin_memory=device.type == "cuda")
         for batch in loader:
             generator = step_generator(cfg.seed * world + rank, step)
-            gray_l, ab, ref_lab, labels = make_batch(batch, device, generator, cfg.violent_share)
-            if cfg.channels_last:
-                gray_l, ref_lab = (x.contiguous(memory_format=torch.channels_last) for x in (gray_l, ref_lab))
+            gray_l, ab, ref_lab, labels = make_batch(batch, device, generator, cfg.violent_share, cfg.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 out = net(gray_l, ref_lab, labels, generator=generator)
             total, terms = sscn_loss(out, ab, labels, weights)
