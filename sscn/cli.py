@@ -1,4 +1,4 @@
-"""The ``sscn`` command: ``colorize``, ``demo``, ``train``, ``evaluate``.
+"""The ``sscn`` command: ``colorize``, ``demo``, ``gallery``, ``pretrain``, ``train``, ``evaluate``.
 
 Mistakes a user can make (a missing file, a gray reference, a bad parameter, a corrupt
 checkpoint) end with one line that says what to do, never a traceback.
@@ -6,7 +6,10 @@ checkpoint) end with one line that says what to do, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from .errors import SSCNError
@@ -21,40 +24,88 @@ def attention_mode(args) -> bool | None:
     return None
 
 
+def _say(text: str) -> None:
+    """Print to stdout even when its encoding cannot show a file's name (it is escaped instead)."""
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+    print(text.encode(encoding, "backslashreplace").decode(encoding, "replace"))
+
+
+@contextlib.contextmanager
+def _pixel_limit(limit: int | None):
+    """``--max-pixels``: Pillow's decompression-bomb limit for this command only."""
+    from PIL import Image
+
+    before = Image.MAX_IMAGE_PIXELS
+    if limit is not None:
+        if limit < 1:
+            raise SSCNError(f"--max-pixels must be a positive number of pixels (got {limit})")
+        Image.MAX_IMAGE_PIXELS = limit
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = before
+
+
 def _colorize(args) -> int:
     import os
 
     import torch
 
     from .checkpoint import load_model
-    from .colorize import Stopwatch, colorize, save_image, threads_for_load
+    from .colorize import (Stopwatch, check_output_size, check_size, colorize, output_format, save_image,
+                           threads_for_load)
     from .data import decode_image
+    from .files import check_output
 
+    target_path = Path(args.target)
+    out = Path(args.output or target_path.with_name(target_path.stem + "_colorized.jpg"))
+    # every check that needs no pixels comes before the slow work
+    output_format(out)
+    check_output(out, [("target photo", args.target), ("reference photo", args.reference)], args.overwrite)
+    check_size(args.size)
     if not os.environ.get("OMP_NUM_THREADS"):  # the user's own setting wins
         torch.set_num_threads(threads_for_load())
     watch = Stopwatch()
-    with watch("load"):
+    with watch("load"), _pixel_limit(args.max_pixels):
         # 8-bit files stay 8-bit PIL images: colorize reads their L through a table, never as float RGB
         target, reference = decode_image(args.target), decode_image(args.reference)
+    check_output_size(out, *(target.shape[-2:] if isinstance(target, torch.Tensor) else (target.height, target.width)))
     with watch("model"):
         model = load_model(args.checkpoint, k=args.k, r=args.r, dense=attention_mode(args))
         # channels-last weights: the convolutions run 1.1-1.2x faster on the CPU (benchmarks/README.md)
         model = model.to(memory_format=torch.channels_last)
     result = colorize(model, target, reference, size=args.size, seed=args.seed, uint8=True, watch=watch)
-    out = Path(args.output or Path(args.target).with_name(Path(args.target).stem + "_colorized.jpg"))
     with watch("save"):
-        save_image(result.rgb, out)
+        save_image(result.rgb, out, overwrite=args.overwrite)
     work = watch.total() - watch.times["model"]
     threads = torch.get_num_threads()
-    print(f"wrote {out} ({result.rgb.shape[2]} x {result.rgb.shape[1]}) in {work:.2f} s plus {watch.times['model']:.2f} s "
-          f"to load the model, {threads} thread{'s' if threads > 1 else ''}: {watch.summary()}")
+    _say(f"wrote {out} ({result.rgb.shape[2]} x {result.rgb.shape[1]}) in {work:.2f} s plus {watch.times['model']:.2f} s "
+         f"to load the model, {threads} thread{'s' if threads > 1 else ''}: {watch.summary()}")
     return 0
 
 
 def _demo(args) -> int:
-    from .demo import run_demo
+    import torch
 
-    run_demo(out=args.output, checkpoint=args.checkpoint, size=args.size, show=args.show)
+    from .colorize import check_size
+    from .demo import run_demo
+    from .files import check_output
+
+    check_output(args.output, overwrite=args.overwrite)
+    check_size(args.size)
+    # run_demo switches autograd off for the whole process; a caller of main() gets its setting back
+    with torch.set_grad_enabled(torch.is_grad_enabled()):
+        run_demo(out=args.output, checkpoint=args.checkpoint, size=args.size, show=args.show)
+    return 0
+
+
+def _gallery(args) -> int:
+    from .files import check_output
+    from .gallery import run_gallery
+
+    check_output(args.output, overwrite=args.overwrite)
+    run_gallery(out=args.output, data=args.data, split=args.split, checkpoint=args.checkpoint,
+                progress=not args.no_progress)
     return 0
 
 
@@ -68,10 +119,60 @@ def _train(args) -> int:
     return 0
 
 
-def _evaluate(args) -> int:
-    from .evaluate import run_cli
+def _pretrain(args) -> int:
+    import json
+    from dataclasses import fields
 
-    return run_cli(args)
+    from .pretrain import PretrainConfig, pretrain
+
+    summary = pretrain(PretrainConfig(**{f.name: getattr(args, f.name) for f in fields(PretrainConfig)}))
+    print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))
+    return 0
+
+
+def _evaluate(args) -> int:
+    from .colorize import MAX_SIZE
+    from .evaluate import run_cli
+    from .files import lock_folder
+
+    _check_device(args.device)
+    if args.size > MAX_SIZE:
+        raise SSCNError(f"--size must be at most {MAX_SIZE} (got {args.size})")
+    if args.save_pairs and args.data and _inside(args.save_pairs, args.data):
+        raise SSCNError(f"--save-pairs {args.save_pairs} is inside --data {args.data}, where its PNGs would be read as "
+                        "photos; pass a folder outside the data")
+    with contextlib.ExitStack() as stack:  # two evaluations writing one folder would mix their files
+        folders = {}
+        for flag, folder in (("--save-pairs", args.save_pairs), ("--out", args.out)):
+            if folder is not None:
+                folders.setdefault(Path(folder).resolve(), (flag, folder))
+        for flag, folder in folders.values():
+            stack.enter_context(lock_folder(folder, f"{flag} folder"))
+        return run_cli(args)
+
+
+def _inside(folder, root) -> bool:
+    return Path(folder).resolve().is_relative_to(Path(root).resolve())
+
+
+def _check_device(name: str) -> None:
+    """``--device``: auto, cpu, cuda or cuda:N of a GPU that is here, or mps where PyTorch has it."""
+    import torch
+
+    if name in ("auto", "cpu"):
+        return
+    if name == "mps":
+        if not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+            raise SSCNError("--device mps: no Apple GPU (MPS) here; pass cpu (or auto)")
+        return
+    kind, _, index = name.partition(":")
+    if kind != "cuda" or (index and not (index.isascii() and index.isdigit())):
+        raise SSCNError(f"--device {name!r} is not a device sscn runs on; pass auto, cpu or cuda (cuda:N for GPU N)")
+    if not torch.cuda.is_available():
+        raise SSCNError(f"--device {name}: no CUDA device here; pass cpu (or auto)")
+    if index and int(index) >= torch.cuda.device_count():
+        raise SSCNError(f"--device {name}: there are {torch.cuda.device_count()} CUDA devices (cuda:0 to "
+                        f"cuda:{torch.cuda.device_count() - 1})")
 
 
 def _seed(text: str) -> int:
@@ -99,7 +200,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("colorize", help="colorize TARGET with the colours of REFERENCE")
     p.add_argument("target", help="the photo to colorize (colour photos are made gray first)")
     p.add_argument("reference", help="a colour photo whose colours to use")
-    p.add_argument("-o", "--output", help="output image (.jpg or .png); default TARGET_colorized.jpg")
+    p.add_argument("-o", "--output", help="output image (.jpg, .png, .webp, .tif or .bmp); "
+                   "default TARGET_colorized.jpg. It must not be the target or the reference")
+    p.add_argument("--overwrite", action="store_true", help="replace the output file if it exists (default: refuse)")
+    p.add_argument("--max-pixels", type=int, default=None, metavar="N",
+                   help="open images of up to N pixels (default: Pillow's limit, about 89 million)")
     p.add_argument("--size", type=int, default=256, help="working size: the long side the network sees (multiple of 16)")
     p.add_argument("--k", type=int, default=None, help="top-k CAM tokens (implies --sparse; default: the checkpoint's)")
     p.add_argument("--r", type=int, default=None, help="random tokens (default: the checkpoint's)")
@@ -112,16 +217,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="colorize the built-in sample photos and write one figure")
     p.add_argument("-o", "--output", default="sscn-demo.png", help="figure to write (default sscn-demo.png)")
+    p.add_argument("--overwrite", action="store_true", help="replace the figure if it exists (default: refuse)")
     p.add_argument("--checkpoint", default=None)
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--show", action="store_true", help="also open a window with the figure")
     p.set_defaults(func=_demo)
+
+    p = sub.add_parser("gallery", help="colorize real pairs (a gray photo, a different colour photo) into one figure")
+    p.add_argument("-o", "--output", default="sscn-gallery.png", help="figure to write (default sscn-gallery.png)")
+    p.add_argument("--data", default=None, metavar="DIR",
+                   help="also one pair per class of this folder (Imagenette's root: uses --split); "
+                   "default: the sample photos only")
+    p.add_argument("--split", default="val", help="subfolder of --data to use when it exists (default: val)")
+    p.add_argument("--checkpoint", default=None, help="a .pt checkpoint (default: the bundled one)")
+    p.add_argument("--overwrite", action="store_true", help="replace the figure if it exists (default: refuse)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=_gallery)
 
     p = sub.add_parser("train", help="train SSCN (resumes from OUT_DIR/last.pt)")
     from .train import add_arguments as train_arguments
 
     train_arguments(p)
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("pretrain", help="pre-train the reference encoder as a classifier (resumes from OUT_DIR/last.pt)")
+    from .pretrain import PretrainConfig
+    from .train import add_config_arguments
+
+    add_config_arguments(p, PretrainConfig)
+    p.set_defaults(func=_pretrain)
 
     p = sub.add_parser("evaluate", help="score a checkpoint and baselines with the self-augmentation protocol")
     from .evaluate import add_arguments as evaluate_arguments
@@ -131,21 +255,48 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that a result being written is cleaned up the same way."""
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts():
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        yield
+        return
+
+    def terminate(signum, frame):
+        raise _Terminated()
+
+    before = signal.signal(signal.SIGTERM, terminate)
     try:
-        return args.func(args)
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+
+def main(argv: list[str] | None = None) -> int:
+    command = "sscn"
+    try:
+        with _sigterm_interrupts():
+            # the parser imports torch (seconds): a Ctrl-C then is still one line, not a traceback
+            args = build_parser().parse_args(argv)
+            command = f"sscn {args.command}"
+            return args.func(args)
     except SSCNError as exc:
-        print(f"sscn {args.command}: error: {exc}", file=sys.stderr)
+        print(f"{command}: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # the system said no (disk full, no permission, ...): say which file, not where in sscn
         where = f": {exc.filename}" if exc.filename else ""
-        print(f"sscn {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        print(f"{command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print(f"sscn {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except MemoryError:
+        print(f"{command}: error: out of memory; use a smaller --size or a smaller image", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as exc:
+        terminated = isinstance(exc, _Terminated)
+        print(f"{command}: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        return 128 + int(signal.SIGTERM if terminated else signal.SIGINT)
 
 
 if __name__ == "__main__":

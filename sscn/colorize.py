@@ -38,10 +38,19 @@ from .color import (
     srgb_to_linear,
 )
 from .errors import SSCNError
+from .files import write_atomic
 from .models import SSCN
 from .models.sscn import MULTIPLE
 
 GRAY_CHROMA = 2.0  # mean ab chroma (Lab units) below which a reference has no colour to give
+# Largest working size: the network was trained at 128 px and the result keeps the photo's own
+# size anyway; above this the encoders' feature maps alone need many GB.
+MAX_SIZE = 2048
+# File types a result can be written as, and the longest side each can hold (libjpeg: 65,500 px;
+# WebP: 16,383 px); Pillow's encoders fail only after starting to write.
+OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF",
+                  ".bmp": "BMP"}
+MAX_SIDE = {"JPEG": 65_500, "WEBP": 16_383}
 CHUNK_PIXELS = 1 << 18  # pixels per row chunk: a chunk's float32 temporaries stay in the CPU's cache
 
 # the knots of the piecewise curves (the values sscn.color uses)
@@ -52,11 +61,19 @@ _SRGB_KNOT_CODE = 0.04045  # the same knot in sRGB code values
 
 def working_shape(height: int, width: int, size: int) -> tuple[int, int]:
     """The network's input size: long side ``size``, aspect kept, each side a multiple of 16 (>= 32)."""
-    if size < 2 * MULTIPLE or size % MULTIPLE:
-        raise SSCNError(f"--size must be a multiple of {MULTIPLE} and at least {2 * MULTIPLE} (got {size})")
+    check_size(size)
     scale = size / max(height, width)
     snap = lambda v: max(2 * MULTIPLE, int(round(v * scale / MULTIPLE)) * MULTIPLE)  # noqa: E731
     return snap(height), snap(width)
+
+
+def check_size(size: int) -> None:
+    """The working size must be a multiple of 16 between 32 and ``MAX_SIZE``."""
+    if size < 2 * MULTIPLE or size % MULTIPLE:
+        raise SSCNError(f"--size must be a multiple of {MULTIPLE} and at least {2 * MULTIPLE} (got {size})")
+    if size > MAX_SIZE:
+        raise SSCNError(f"--size must be at most {MAX_SIZE} (got {size}); the result keeps the photo's full size "
+                        "whatever the working size")
 
 
 def chroma(lab_norm: torch.Tensor) -> float:
@@ -304,7 +321,7 @@ def _as_image(image, name: str):
             return image
         from .data import to_rgb_image
 
-        return to_rgb_image(image)
+        return to_rgb_image(image, name)
     if not isinstance(image, torch.Tensor):
         raise SSCNError(f"{name} must be a PIL image or a 3 x H x W tensor, got {type(image).__name__}")
     if image.dim() != 3 or image.shape[0] != 3:
@@ -316,6 +333,9 @@ def _as_image(image, name: str):
     image = image.detach().to("cpu", torch.float32)
     if not bool(torch.isfinite(image).all()):  # one NaN pixel would spread through the network to every output pixel
         raise SSCNError(f"{name} holds NaN or infinite values; pass RGB values in [0, 1]")
+    from .data import check_float_range
+
+    check_float_range(float(image.max()) if image.numel() else 0.0, name)
     return image
 
 
@@ -399,6 +419,9 @@ def colorize(
         small_l = torch.from_numpy(_resize_f(f_y, h, w) * (116 / L_SCALE) - (16 / L_SCALE + 1))[None, None].to(device)
     with watch("network"), _fused_attention(model):
         out = model(small_l, ref_lab, k=k, r=r, dense=dense, seed=seed)
+        if not bool(torch.isfinite(out.ab_fine).all()):  # NaN would be drawn as black, with no error
+            raise SSCNError("the network's output is not finite (NaN or infinite colours); the checkpoint's "
+                            "weights are broken (too large or NaN), use another checkpoint")
     with watch("upsample"):
         # the offsets a / 500 and b / 200 of f(X), f(Z); scaling before a bilinear resize is the same as after
         scale = torch.tensor([AB_SCALE / 500, AB_SCALE / 200], device=device).view(1, 2, 1, 1)
@@ -415,12 +438,34 @@ def colorize(
     return Colorized(rgb=rgb, coarse_rgb=coarse, fine_rgb=fine)
 
 
-def save_image(rgb: torch.Tensor, path, quality: int = 95) -> None:
-    """Write ``3 x H x W`` (float in [0, 1], or uint8) as an 8-bit PNG, JPEG, ... (by the suffix)."""
+def output_format(path) -> str:
+    """Pillow's format name for an output file, by its suffix."""
     path = Path(path)
-    if path.suffix.lower() not in (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"):
-        raise SSCNError(f"output {path} must end in .png, .jpg, .jpeg, .webp, .tif or .bmp")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return OUTPUT_FORMATS[path.suffix.lower()]
+    except KeyError:
+        raise SSCNError(f"output {path} must end in .png, .jpg, .jpeg, .webp, .tif or .bmp") from None
+
+
+def check_output_size(path, height: int, width: int) -> None:
+    """Refuse a result larger than its file type can hold, before any work is done."""
+    fmt = output_format(path)
+    limit = MAX_SIDE.get(fmt)
+    if limit is not None and max(height, width) > limit:
+        raise SSCNError(f"the result is {width} x {height} px, more than a {fmt} file can hold ({limit:,} px per "
+                        f"side); write it as PNG or TIFF (-o {Path(path).with_suffix('.png')})")
+
+
+def save_image(rgb: torch.Tensor, path, quality: int = 95, *, overwrite: bool = True) -> None:
+    """Write ``3 x H x W`` (float in [0, 1], or uint8) as an 8-bit PNG, JPEG, ... (by the suffix).
+
+    The file is written beside ``path`` under a temporary name and renamed into place, so an
+    interrupted or failed save leaves the previous file (or none) behind. ``overwrite=False``
+    refuses an existing ``path``.
+    """
+    path = Path(path)
+    fmt = output_format(path)
+    check_output_size(path, *rgb.shape[-2:])
     if rgb.dtype == torch.uint8:
         array = rgb.permute(1, 2, 0).contiguous().cpu().numpy()  # no copy for colorize(..., uint8=True)
     else:
@@ -433,5 +478,6 @@ def save_image(rgb: torch.Tensor, path, quality: int = 95) -> None:
                 np.copyto(array[top:bottom, :, channel], np.rint(code), casting="unsafe")
 
         _for_rows(work, *array.shape[:2])
-    options = {"quality": quality} if path.suffix.lower() in (".jpg", ".jpeg", ".webp") else {}
-    Image.fromarray(array).save(path, **options)
+    options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+    image = Image.fromarray(array)
+    write_atomic(path, lambda handle: image.save(handle, format=fmt, **options), overwrite=overwrite)

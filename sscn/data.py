@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import shutil
+import struct
 import tarfile
 import tempfile
 import urllib.parse
@@ -21,13 +23,22 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from .augment import ALL_REFERENCE_KINDS, make_reference
 from .color import rgb_to_lab_norm, split_lab
 from .errors import SSCNError
+from .files import open_regular
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+# The only decoders Image.open may pick. Without the list Pillow picks one by the file's
+# content, whatever its name: a PostScript file named photo.jpg would go to Ghostscript,
+# an external program. (Pillow's JPEG decoder also opens MPO, the JPEG variant many cameras write.)
+PIL_FORMATS = ("JPEG", "PNG", "BMP", "GIF", "TIFF", "WEBP")
+# Float images are read as 0..1. A little above 1 is clipped (a sharpened or bicubic-resized
+# photo overshoots); far above 1 is 0..255 or 0..65535 data, which would come out all white.
+FLOAT_OVERSHOOT = 0.1
+UINT16_MAX = 65535
 
 # The ten Imagenette classes (fast.ai), by ImageNet WordNet id.
 IMAGENETTE_CLASSES = {
@@ -57,45 +68,175 @@ IMAGENETTE_SHA256 = None
 def load_image(path) -> torch.Tensor:
     """Read an image file as sRGB float ``3 x H x W`` in [0, 1].
 
-    Handles gray (L, 1), palette, CMYK, transparency (RGBA, LA, PA and palette
-    transparency are composited on white), 16-bit and 32-bit integer gray (I;16, I,
-    scaled from 0..65535) and EXIF orientation. Raises :class:`SSCNError` naming the
-    file for a missing path, a folder, an empty file, a file that is not an image, a
-    truncated image and an image over Pillow's decompression-bomb limit.
+    Reads JPEG, PNG, BMP, GIF, TIFF and WebP only (``PIL_FORMATS``), whatever the file's
+    name. Handles gray (L, 1), palette, CMYK, transparency (RGBA, LA, PA and palette
+    transparency are composited on white), 16-bit gray (I;16, I, scaled from 0..65535),
+    float gray in 0..1, EXIF orientation (a malformed EXIF block is ignored) and ICC
+    profiles (converted to sRGB). Raises :class:`SSCNError` naming the file for a missing
+    path, a folder, a device or pipe, an empty file, a file that is not such an image, a
+    truncated image, values outside the range its type allows (32-bit integers above
+    65535, floats far above 1) and an image over ``PIL.Image.MAX_IMAGE_PIXELS``.
     """
     return _to_tensor(decode_image(path))
 
 
 def decode_image(path) -> Image.Image | torch.Tensor:
-    """The file as an 8-bit RGB PIL image, or as a float tensor when it has more bits."""
+    """The file as an 8-bit RGB PIL image, or as a float tensor when it has more bits.
+
+    A system refusal (no permission to read) stays an ``OSError``; see :func:`load_image`.
+    """
     path = Path(path)
     if not path.exists():
         raise SSCNError(f"{path}: no such file; check the path")
     if path.is_dir():
         raise SSCNError(f"{path} is a folder; pass an image file (for a folder of images use sscn.data.ImageFolder)")
-    if path.stat().st_size == 0:
-        raise SSCNError(f"{path} is empty (0 bytes); re-copy or re-download it")
+    with open_regular(path, "image") as handle:
+        if os.fstat(handle.fileno()).st_size == 0:
+            raise SSCNError(f"{path} is empty (0 bytes); re-copy or re-download it")
+        return _decode(handle, path)
+
+
+def _decode(handle, path: Path) -> Image.Image | torch.Tensor:
     try:
-        with Image.open(path) as img:
-            img.load()
-            return to_rgb_image(ImageOps.exif_transpose(img))
+        with warnings.catch_warnings():
+            # refused below at the limit itself, rather than warned about up to twice the limit
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(handle, formats=PIL_FORMATS)  # reads from our handle, which decode_image closes
+        _check_pixels(img, path)
+        img.load()
+        return to_rgb_image(_to_srgb(_orient(img)), str(path))
+    except SSCNError:
+        raise
     except Image.DecompressionBombError as err:
         raise SSCNError(f"{path} is too large to open safely ({err}); downscale it first, or if you trust the file "
                         "raise PIL.Image.MAX_IMAGE_PIXELS") from err
     except UnidentifiedImageError as err:
-        raise SSCNError(f"{path} is not an image Pillow can read; "
-                        "pass a JPEG, PNG, BMP, GIF, TIFF or WebP file") from err
-    except (OSError, SyntaxError, ValueError) as err:
+        raise SSCNError(f"{path} is not an image sscn reads; pass a JPEG, PNG, BMP, GIF, TIFF or WebP file") from err
+    except (OSError, SyntaxError, ValueError, struct.error) as err:
         raise SSCNError(f"{path} could not be decoded ({err}); the file is truncated or corrupt, "
                         "re-copy or re-download it") from err
 
 
-def to_rgb_image(img: Image.Image) -> Image.Image | torch.Tensor:
+def _check_pixels(img: Image.Image, path: Path) -> None:
+    """Refuse an image over ``PIL.Image.MAX_IMAGE_PIXELS`` before decoding it.
+
+    Pillow itself only warns up to twice its limit, and a small PNG can decode to about
+    180 megapixels, several GB of working memory.
+    """
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and img.width * img.height > limit:
+        raise SSCNError(f"{path} is too large to open safely ({img.width} x {img.height} = "
+                        f"{img.width * img.height:,} pixels, over the limit of {limit:,}); downscale it first, or if "
+                        "you trust the file raise the limit (sscn colorize --max-pixels, or PIL.Image.MAX_IMAGE_PIXELS "
+                        "in Python)")
+
+
+# EXIF orientation -> the transpose that shows the photo upright (as ImageOps.exif_transpose)
+_ORIENTATIONS = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+                 5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+                 8: Image.Transpose.ROTATE_90}
+
+
+def _orient(img: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation tag by hand.
+
+    ``ImageOps.exif_transpose`` also rewrites the EXIF block, which raises when any tag has
+    the wrong type (real camera files do this) although the pixels are fine; only the
+    orientation is needed here. A block that cannot be parsed at all counts as no tag.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Pillow warns about corrupt EXIF; the pixels do not depend on it
+            orientation = img.getexif().get(0x0112, 1)
+    except Exception:  # noqa: BLE001 - Pillow's EXIF parser raises many types on malformed blocks
+        return img
+    method = _ORIENTATIONS.get(orientation) if isinstance(orientation, int) else None
+    return img if method is None else img.transpose(method)
+
+
+def _srgb_profile():
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+
+
+def _to_srgb(img: Image.Image) -> Image.Image:
+    """Convert an image with an embedded ICC profile (Adobe RGB, Display P3, CMYK press
+    profiles, ...) to sRGB, the space the network and the output files use.
+
+    Profiles that describe themselves as sRGB are taken as they are. A profile LittleCMS
+    cannot read, or one that does not fit the image's mode, is ignored (the pixels are used
+    as stored, as every viewer without colour management shows them). 16-bit and float
+    images are reduced to 8 bits for the conversion only when they carry a profile.
+    """
+    icc = img.info.get("icc_profile")
+    if not icc:
+        return img
+    try:
+        from PIL import ImageCms
+    except ImportError:  # Pillow built without LittleCMS
+        return img
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        if "srgb" in ImageCms.getProfileDescription(profile).lower():
+            return img
+        source = _cms_mode(img)
+        out_mode = "RGBA" if source.mode in ("RGBA", "LA") else "RGB"
+        if source.mode == "LA":  # LittleCMS converts gray without alpha; the alpha goes back on after
+            alpha = source.getchannel("A")
+            converted = ImageCms.profileToProfile(source.convert("L"), profile, _srgb_profile(), outputMode="RGB")
+            converted.putalpha(alpha)
+            return converted
+        return ImageCms.profileToProfile(source, profile, _srgb_profile(), outputMode=out_mode)
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return img
+
+
+def _cms_mode(img: Image.Image) -> Image.Image:
+    """The image in a mode LittleCMS converts (RGB, RGBA, CMYK, L or LA)."""
+    mode = img.mode
+    if mode in ("RGB", "RGBA", "CMYK", "L", "LA"):
+        return img
+    if mode == "P":
+        return img.convert("RGBA" if "transparency" in img.info else "RGB")
+    if mode == "PA":
+        return img.convert("RGBA")
+    if mode == "1":
+        return img.convert("L")
+    rgb = to_rgb_image(img)  # 16-bit or float gray: to 8 bits for the conversion
+    if isinstance(rgb, torch.Tensor):
+        return Image.fromarray(rgb[0].mul(255).round().byte().numpy())  # 2-D uint8: mode L
+    return rgb
+
+
+def check_float_range(high: float, name: str) -> None:
+    """Refuse float pixel values far above 1: 0..255 (or 0..65535) data read as 0..1 is all white."""
+    if high > 1 + FLOAT_OVERSHOOT:
+        raise SSCNError(f"{name} holds float values up to {high:g}, but float images must be in [0, 1]; "
+                        "divide by 255 (or 65535) first, or pass 8-bit (uint8) data")
+
+
+def to_rgb_image(img: Image.Image, name: str = "the image") -> Image.Image | torch.Tensor:
+    """A PIL image of any mode as an 8-bit RGB PIL image, or as a float ``3 x H x W`` tensor in
+    [0, 1] for 16-bit and float gray (whose extra precision 8 bits would lose).
+
+    Integer gray is read as 0..65535 and refused above it (a 32-bit image whose range sscn
+    cannot know); float gray as 0..1 (NaN as 0, clipped), refused far above 1. ``name``
+    names the image in those messages.
+    """
     mode = img.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         gray = np.asarray(img, dtype=np.float32)
-        if mode != "F":  # integer gray: 16-bit PNGs load as I;16 or I, both on 0..65535
-            gray = gray / 65535.0
+        finite = gray[np.isfinite(gray)]
+        high = float(finite.max()) if finite.size else 0.0
+        if mode == "F":
+            check_float_range(high, name)
+        else:  # integer gray: 16-bit PNGs load as I;16 or I, both on 0..65535
+            if high > UINT16_MAX or (finite.size and finite.min() < 0):
+                raise SSCNError(f"{name} is a 32-bit integer image with values from {finite.min():g} to {high:g}, "
+                                "beyond 16 bits, so its range is unknown; convert it to 8 or 16 bits (0..65535) "
+                                "or to float in [0, 1]")
+            gray = gray / UINT16_MAX
         gray = np.nan_to_num(gray, nan=0.0, posinf=1.0, neginf=0.0)  # float TIFFs can hold NaN and inf
         return torch.from_numpy(np.clip(gray, 0, 1)).unsqueeze(0).expand(3, -1, -1).contiguous()
     if mode == "P":
@@ -193,7 +334,7 @@ def _readable(path: Path) -> bool:
     try:  # unusual but possibly valid (trailing bytes after the JPEG end, say): decode to be sure
         decode_image(path)
         return True
-    except SSCNError:
+    except (SSCNError, OSError):  # OSError: no permission to read it
         return False
 
 
@@ -281,10 +422,18 @@ class ImageFolder(torch.utils.data.Dataset):
         return len(self.samples)
 
     def __getitem__(self, index: int) -> dict:
+        return self.item(index)
+
+    def item(self, index: int, substitute: bool = True) -> dict:
+        """Item ``index``. With ``substitute=False`` a file that fails to decode raises its
+        :class:`SSCNError` (an ``OSError`` when it cannot be read) instead of being replaced
+        by the next readable item: an evaluation must not score one photo under another's name."""
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} images")
         with _one_thread():
-            return self._get(index % len(self))
+            if substitute:
+                return self._get(index % len(self))
+            return self._decoded(decode_image(self.samples[index][0]), index % len(self), index % len(self))
 
     def _get(self, index: int) -> dict:
         for offset in range(len(self)):
@@ -293,16 +442,19 @@ class ImageFolder(torch.utils.data.Dataset):
                 continue
             try:
                 image = decode_image(self.samples[candidate][0])
-            except SSCNError as err:
+            except (SSCNError, OSError) as err:  # OSError: no permission to read it
                 self._failed.add(candidate)
                 if len(self._failed) == 1:
                     warnings.warn(f"{err}; serving the next readable image instead (further failures are silent, "
                                   "see ImageFolder.failed)", stacklevel=2)
                 continue
-            # resizing the 8-bit picture in Pillow is several times cheaper than in torch
-            rgb = _to_tensor(resize_center_crop(image, self.size)).contiguous()
-            return self._item(rgb, self.samples[candidate][1], index)
+            return self._decoded(image, candidate, index)
         raise SSCNError(f"none of the {len(self)} images in {self.root} could be read; {_LAYOUT}")
+
+    def _decoded(self, image, sample: int, index: int) -> dict:
+        # resizing the 8-bit picture in Pillow is several times cheaper than in torch
+        rgb = _to_tensor(resize_center_crop(image, self.size)).contiguous()
+        return self._item(rgb, self.samples[sample][1], index)
 
     @property
     def failed(self) -> list[Path]:

@@ -5,7 +5,8 @@ thin-plate-spline warp (TPS), a random rotation (RR) or a random crop (RC), made
 :func:`sscn.augment.make_reference`. The seed of photo ``index`` is
 ``seed * 1_000_003 + index`` (:func:`reference_seed`) for every kind, so a photo gets the
 same references whatever ``limit`` or batch size is used, and ``save_dir`` writes them
-as PNG files that other tools can be scored on.
+as PNG files that other tools can be scored on. A fourth kind, ``same_class``, takes
+another photo of the target's class as the reference, with more metrics: see :mod:`sscn.pairs`.
 
 A *method* is any callable ``(gray_l B x 1 x H x W, ref_lab B x 3 x H x W) -> ab B x 2 x H x W``
 (normalised as in :mod:`sscn.color`). Its ab joined with the target's own L gives the
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import csv
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -311,10 +313,13 @@ class Photos:
         return len(self.indices)
 
     def __getitem__(self, position: int) -> tuple[int, str, torch.Tensor]:
+        return self._photo(position, substitute=True)
+
+    def _photo(self, position: int, substitute: bool) -> tuple[int, str, torch.Tensor]:
         from .data import resize_center_crop
 
         index = self.indices[position]
-        item = self.source[index]
+        item = self._item(index, substitute)
         if isinstance(item, dict):
             rgb, name = item["rgb"], _item_name(self.source, index)
         elif isinstance(item, (tuple, list)):
@@ -325,6 +330,26 @@ class Photos:
         if rgb.dim() != 3 or rgb.shape[0] != 3:
             raise SSCNError(f"photo {name!r} has shape {tuple(rgb.shape)}; pass 3 x H x W sRGB in [0, 1]")
         return index, str(name), resize_center_crop(rgb, self.size).clamp(0, 1).contiguous()
+
+    def _item(self, index: int, substitute: bool):
+        from .data import ImageFolder
+
+        if isinstance(self.source, ImageFolder):
+            return self.source.item(index, substitute=substitute)
+        return self.source[index]
+
+    def readable(self, positions: Iterable[int]) -> list[tuple[int, str, torch.Tensor]]:
+        """The photos at ``positions`` that decode; each one that does not is left out with a warning.
+
+        Indexing an image folder serves the next readable photo for a file that fails to
+        decode; scores must never go under a name whose photo was not the one scored."""
+        photos = []
+        for position in positions:
+            try:
+                photos.append(self._photo(position, substitute=False))
+            except (SSCNError, OSError) as err:  # OSError: no permission to read it
+                warnings.warn(f"{err}; left out of the scores", stacklevel=2)
+        return photos
 
 
 def _item_name(dataset, index: int) -> str:
@@ -438,14 +463,14 @@ def evaluate(
     if batch_size < 1:
         raise SSCNError(f"batch_size must be >= 1 (got {batch_size})")
     photos = Photos(dataset_or_images, size=size, limit=limit)
-    if save_dir is not None:  # pairs.csv lists this run's pairs only
-        (Path(save_dir) / "pairs.csv").unlink(missing_ok=True)
+    if save_dir is not None:  # the folder holds this run's pairs only
+        clear_pairs(save_dir)
     per = {(m, k): {"indices": [], "names": [], "psnr": [], "ssim": [], "psnr_ab": []} for m in methods for k in kinds}
     starts = range(0, len(photos), batch_size)
     bar = _progress(len(photos) * len(kinds), progress)
     for start in starts:
-        batch = [photos[i] for i in range(start, min(start + batch_size, len(photos)))]
-        for kind in kinds:
+        batch = photos.readable(range(start, min(start + batch_size, len(photos))))
+        for kind in kinds if batch else ():
             case = make_cases(batch, kind, seed)
             if save_dir is not None:
                 save_pairs(case, save_dir)
@@ -465,7 +490,7 @@ def evaluate(
         rows.append(
             ResultRow(
                 name, kind, mean_psnr, summarize(arrays["ssim"])[0], summarize(arrays["psnr_ab"])[0],
-                len(photos), size, n_inf, seed, scores["indices"], scores["names"], arrays,
+                len(scores["indices"]), size, n_inf, seed, scores["indices"], scores["names"], arrays,
             )
         )
     return rows
@@ -515,10 +540,23 @@ def save_pairs(case: Case, save_dir: str | Path) -> None:
         writer.writerows(zip(case.indices, case.names, [case.kind] * len(case.indices), case.seeds))
 
 
+def clear_pairs(save_dir: str | Path) -> None:
+    """Remove an earlier run's pairs from ``save_dir``: ``pairs.csv`` and the numbered PNGs of
+    the folders :func:`save_pairs` writes (nothing else), so that no old ground truth or
+    gray target is left beside this run's references."""
+    root = Path(save_dir)
+    (root / "pairs.csv").unlink(missing_ok=True)
+    for folder in (root / "target_gray", root / "ground_truth", *root.glob("reference_*")):
+        if folder.is_dir():
+            for old in folder.glob("*.png"):
+                if old.stem.isdigit():
+                    old.unlink()
+
+
 def _read_png(path: Path) -> torch.Tensor:
     from PIL import Image
 
-    with Image.open(path) as image:
+    with Image.open(path, formats=["PNG"]) as image:  # never a decoder picked by the content alone
         return torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).contiguous()
 
 
@@ -648,7 +686,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--size", type=int, default=128, help="square working size in pixels (default: 128)")
     parser.add_argument("--limit", type=int, default=None, help="evaluate N evenly spaced photos (default: all)")
     parser.add_argument("--kinds", nargs="+", default=None, metavar="KIND",
-                        help="reference kinds (default: tps rotation crop)")
+                        help="reference kinds (default: tps rotation crop); same_class: another photo of the "
+                        "target's class (sscn.pairs), scored also on colourfulness and palette similarity")
+    parser.add_argument("--pairs", default=None, metavar="FILE",
+                        help="score the same_class kind on the (target, reference) pairs of this CSV "
+                        "(as written to --out/pairs.csv) instead of choosing them; implies --kinds same_class")
     parser.add_argument("--baselines-only", action="store_true", help="score only the baselines (no model needed)")
     parser.add_argument("--methods", nargs="+", default=None, metavar="NAME",
                         help="score only these methods (baselines: gray copy mean_ab luminance_match; "
@@ -670,9 +712,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run_cli(args: argparse.Namespace) -> int:
     """``sscn evaluate``: print the Markdown table (and the k / r sweep with ``--sweep``)."""
     from .augment import REFERENCE_KINDS
+    from .pairs import SAME_CLASS
 
-    kinds = tuple(args.kinds or REFERENCE_KINDS)
-    known = set(REFERENCE_KINDS) | set(KIND_LABELS)
+    if getattr(args, "pairs", None) and args.kinds and SAME_CLASS not in args.kinds:
+        raise SSCNError(f"--pairs scores the {SAME_CLASS} kind; add it to --kinds (or drop --kinds)")
+    kinds = tuple(args.kinds or ((SAME_CLASS,) if getattr(args, "pairs", None) else REFERENCE_KINDS))
+    known = set(REFERENCE_KINDS) | set(KIND_LABELS) | {SAME_CLASS}
     if set(kinds) - known:
         raise SSCNError(f"--kinds: unknown {sorted(set(kinds) - known)}; choose from {sorted(known)}")
     if args.size < 32:
@@ -723,11 +768,21 @@ def run_cli(args: argparse.Namespace) -> int:
             raise SSCNError(f"--methods: unknown {unknown}; choose from {sorted(methods)}")
         methods = {name: methods[name] for name in args.methods}
     progress = not args.no_progress
-    rows = evaluate(methods, source, kinds, size=args.size, limit=args.limit, batch_size=args.batch_size,
-                    seed=args.seed, save_dir=args.save_pairs, progress=progress)
-    print(results_table_markdown(rows))
-    if args.out:
-        write_results(rows, args.out)
+    same_class, kinds = SAME_CLASS in kinds, tuple(k for k in kinds if k != SAME_CLASS)
+    if args.sweep and not kinds:
+        raise SSCNError("--sweep runs on a self-augmented kind; add tps, rotation or crop to --kinds")
+    if kinds:
+        rows = evaluate(methods, source, kinds, size=args.size, limit=args.limit, batch_size=args.batch_size,
+                        seed=args.seed, save_dir=args.save_pairs, progress=progress)
+        print(results_table_markdown(rows))
+        if args.out:
+            write_results(rows, args.out)
+    if same_class:  # its own table (more metrics); results.* when it is the only kind, else same_class.*
+        from .pairs import run_cli as run_same_class
+
+        if kinds:
+            print()
+        run_same_class(args, methods, source, stem=SAME_CLASS if kinds else "results")
     if args.sweep:
         config = model.config
         ks = args.sweep_k or sorted({0, config.k // 2, config.k, 2 * config.k})

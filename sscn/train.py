@@ -32,8 +32,10 @@ from .checkpoint import check_config_match, read_checkpoint, save_atomic
 from .color import join_lab, lab_norm_to_rgb
 from .data import ImageFolder, sample_folder
 from .errors import SSCNError
+from .files import training_folder
 from .losses import LossWeights, sscn_loss
 from .models import SSCN, SSCNConfig
+from .precision import autocast_for, describe as describe_precision
 
 
 @dataclass
@@ -53,6 +55,10 @@ class TrainConfig:
     r: int = 256
     dense: bool = False
     similarity: str = "cosine"
+    encoder_norm: str = "batch"  # "none": the first network's encoders, without normalisation
+    style_level: int = 6  # the reference level the style vector reads (paper: the last)
+    cam_level: int = 5  # the reference level the CAM classifier reads (paper: the fifth)
+    encoder_from: str = ""  # a pre-stage checkpoint (sscn pretrain; "bundled": the shipped one) to start from
     violent_share: float = 0.1  # share of violently warped (semantically unrelated) pairs
     w_coarse: float = 100.0
     w_fine: float = 100.0
@@ -66,7 +72,7 @@ class TrainConfig:
     ckpt_every: int = 200
     time_limit_min: float = 0.0  # 0: no limit; else stop (and save) after this many minutes
     device: str = "auto"
-    amp: bool = True  # bf16 autocast on CUDA only
+    amp: bool = True  # bf16 autocast where the device computes bf16 natively (sscn/precision.py); off: float32
     num_workers: int = 2
     preload: bool = False  # decode the training set once and keep it in (device) memory
     channels_last: bool = True  # NHWC weights and inputs: 1.1-1.2x faster CPU steps (benchmarks/README.md)
@@ -76,7 +82,8 @@ class TrainConfig:
 
     def model_config(self, num_classes: int) -> SSCNConfig:
         return SSCNConfig(
-            width=self.width, num_classes=num_classes, k=self.k, r=self.r, dense=self.dense, similarity=self.similarity
+            width=self.width, num_classes=num_classes, k=self.k, r=self.r, dense=self.dense, similarity=self.similarity,
+            encoder_norm=self.encoder_norm, style_level=self.style_level, cam_level=self.cam_level,
         )
 
     def validate(self) -> None:
@@ -84,12 +91,7 @@ class TrainConfig:
 
         Papermill's first cell calls it, so a bad ``-p`` value fails before any work.
         """
-        for f in fields(self):
-            value = getattr(self, f.name)
-            expected = {"int": int, "float": (int, float), "str": str, "bool": bool}[f.type]
-            if isinstance(value, bool) and f.type != "bool" or not isinstance(value, expected):
-                kind = {"int": "an int", "float": "a number", "str": "a string", "bool": "True or False"}[f.type]
-                raise SSCNError(f"training parameter {f.name} must be {kind}, got {type(value).__name__} {value!r}")
+        check_field_types(self, "training parameter")
         checks = [
             (self.image_size >= 32 and self.image_size % 16 == 0, "image_size", "a multiple of 16, at least 32"),
             (0 < self.width <= 4, "width", "in (0, 4]"),
@@ -106,6 +108,9 @@ class TrainConfig:
             (self.dense or self.k + self.r >= 1, "k", "such that k + r >= 1 (or set dense)"),
             (0 <= self.violent_share <= 1, "violent_share", "in [0, 1]"),
             (self.similarity in ("cosine", "dot"), "similarity", "'cosine' or 'dot'"),
+            (self.encoder_norm in ("batch", "none"), "encoder_norm", "'batch' or 'none'"),
+            (4 <= self.style_level <= 6, "style_level", "4, 5 or 6"),
+            (4 <= self.cam_level <= 6, "cam_level", "4, 5 or 6"),
             (self.grad_clip >= 0, "grad_clip", ">= 0 (0: off)"),
             (self.val_every >= 1, "val_every", ">= 1"),
             (self.val_images >= 1, "val_images", ">= 1"),
@@ -113,11 +118,22 @@ class TrainConfig:
             (self.ckpt_every >= 1, "ckpt_every", ">= 1"),
             (self.time_limit_min >= 0, "time_limit_min", ">= 0 (0: no limit)"),
             (self.num_workers >= 0, "num_workers", ">= 0"),
-            (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device", "'auto', 'cpu' or 'cuda'"),
+            (self.device in ("auto", "cpu", "cuda") or (self.device.startswith("cuda:") and self.device[5:].isascii()
+             and self.device[5:].isdigit()), "device", "'auto', 'cpu', 'cuda' or 'cuda:N'"),
         ]
         for ok, name, rule in checks:
             if not ok:
                 raise SSCNError(f"training parameter {name} must be {rule} (got {getattr(self, name)!r})")
+
+
+def check_field_types(config, what: str) -> None:
+    """Each field of a flat config dataclass has its declared type (``int``, ``float``, ``str``, ``bool``)."""
+    for f in fields(config):
+        value = getattr(config, f.name)
+        expected = {"int": int, "float": (int, float), "str": str, "bool": bool}[f.type]
+        if isinstance(value, bool) and f.type != "bool" or not isinstance(value, expected):
+            kind = {"int": "an int", "float": "a number", "str": "a string", "bool": "True or False"}[f.type]
+            raise SSCNError(f"{what} {f.name} must be {kind}, got {type(value).__name__} {value!r}")
 
 
 class TrainingDiverged(SSCNError):
@@ -156,10 +172,14 @@ def _diverged_message(terms: dict, total: torch.Tensor, step: int, ckpt_path: Pa
             "Resume with a lower lr, or set grad_clip (e.g. 1.0).")
 
 
-def _device(name: str, local_rank: int) -> torch.device:
+def resolve_device(name: str, local_rank: int = 0) -> torch.device:
+    """``auto`` (this process's GPU, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``; a missing GPU is a clear error."""
     if name == "auto":
         return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SSCNError(f"training parameter device is {name!r} but there is no CUDA device here; pass 'cpu' or 'auto'")
+    return device
 
 
 def datasets(cfg: TrainConfig):
@@ -207,7 +227,7 @@ def _rng_state() -> dict:
 
 # settings that a resumed run may change without changing what it learns
 _RUN_ONLY = {"out_dir", "steps", "time_limit_min", "val_every", "val_images", "log_every", "ckpt_every",
-             "num_workers", "preload", "channels_last", "device", "init_from", "data_dir"}
+             "num_workers", "preload", "channels_last", "device", "init_from", "encoder_from", "data_dir", "amp"}
 
 
 def _changed_settings(saved: dict, now: dict) -> list[str]:
@@ -258,13 +278,18 @@ def train(cfg: TrainConfig, progress: bool = True, on_log=None) -> dict:
     """Train (or resume) and return a summary; writes ``metrics.jsonl``, ``last.pt``, ``summary.json``.
 
     ``on_log(record)`` is called with each logged record (notebook 07 draws live plots with it).
+    The output folder is locked while the run uses it, and a run with no ``last.pt`` to resume
+    from starts a fresh ``metrics.jsonl`` (:func:`sscn.files.training_folder`).
     """
     cfg.validate()
+    data_dir = None if cfg.data_dir == "samples" else cfg.data_dir
+    with training_folder(cfg.out_dir, data_dir, rank=int(os.environ.get("RANK", "0"))):
+        return _train(cfg, progress, on_log)
+
+
+def _train(cfg: TrainConfig, progress: bool, on_log) -> dict:
     rank, local_rank, world = _distributed()
-    device = _device(cfg.device, local_rank)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SSCNError(f"training parameter device is {cfg.device!r} but there is no CUDA device here; "
-                        "pass 'cpu' or 'auto'")
+    device = resolve_device(cfg.device, local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
         torch.backends.cudnn.benchmark = True
@@ -283,6 +308,10 @@ def train(cfg: TrainConfig, progress: bool = True, on_log=None) -> dict:
     model = SSCN(cfg.model_config(num_classes)).to(device)
     if cfg.vgg_weights:
         model.encoder.load_vgg19(None if cfg.vgg_weights == "imagenet" else cfg.vgg_weights)
+    if cfg.encoder_from and not ckpt_path.exists():
+        from .pretrain import load_pretrained_encoder
+
+        load_pretrained_encoder(model, cfg.encoder_from, list(train_set.classes))
     if cfg.channels_last:  # before the optimizer, so Adam's moments take the same layout
         model = model.to(memory_format=torch.channels_last)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
@@ -347,7 +376,8 @@ def train(cfg: TrainConfig, progress: bool = True, on_log=None) -> dict:
     if per_epoch == 0:
         raise SSCNError(f"the training set has {len(train_set)} images, fewer than one batch of {cfg.batch_size} per process")
     val_loader = DataLoader(val_set, batch_size=max(1, min(32, cfg.batch_size * 4)), num_workers=0)
-    amp = cfg.amp and device.type == "cuda"
+    if rank == 0:
+        print(f"training on {device}: {describe_precision(device, cfg.amp)}")
     cache = preload(train_set, device, cfg.num_workers) if cfg.preload else None
 
     model.train()
@@ -367,7 +397,7 @@ def train(cfg: TrainConfig, progress: bool = True, on_log=None) -> dict:
         for batch in loader:
             generator = step_generator(cfg.seed * world + rank, step)
             gray_l, ab, ref_lab, labels = make_batch(batch, device, generator, cfg.violent_share, cfg.channels_last)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            with autocast_for(device, cfg.amp):
                 out = net(gray_l, ref_lab, labels, generator=generator)
             total, terms = sscn_loss(out, ab, labels, weights)
             finite = torch.stack([torch.isfinite(value) for value in terms.values()] + [torch.isfinite(total)])
@@ -444,7 +474,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ``--k`` and ``--r`` also read as ``--topk`` and ``--random-tokens``: use those under
     ``torchrun``, which rejects ``--r`` as an ambiguous abbreviation of its own options.
     """
-    for f in fields(TrainConfig):
+    add_config_arguments(parser, TrainConfig)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, config_class) -> None:
+    """One flag per field of a flat config dataclass; booleans get ``--name`` / ``--no-name``."""
+    for f in fields(config_class):
         flags = ["--" + f.name.replace("_", "-"), *ALIASES.get(f.name, ())]
         default = f.default
         if f.type == "bool":

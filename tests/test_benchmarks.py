@@ -38,11 +38,14 @@ def test_bench_attention(tmp_path):
 
 def test_bench_train(tmp_path):
     out = run_script("bench_train.py", "--widths", "0.125", "--size", "32", "--k", "4", "--r", "4",
-                     "--steps", "1", "--threads", "1", "--contiguous", "--before", tmp_path=tmp_path)
+                     "--steps", "1", "--threads", "1", "--contiguous", "--before", "--float32", "--bf16", "--pretrain",
+                     "--pretrain-batch-size", "4", "--pretrain-crop", "32", tmp_path=tmp_path)
     lines = [line for line in out.splitlines() if line.startswith("width 0.125")]
     assert len(lines) == 2  # sparse and dense
-    for line in lines:
-        assert len(re.findall(r"now (\d+\.\d+)x faster", line)) == 2, line
+    for line in lines:  # contiguous, before, float32, bf16
+        assert len(re.findall(r"now (\d+\.\d+)x faster", line)) == 4, line
+    pre = [line for line in out.splitlines() if line.startswith("pre-stage width 0.125")]
+    assert len(pre) == 1 and len(re.findall(r"now (\d+\.\d+)x faster", pre[0])) == 2, out
 
 
 def test_bench_colorize(tmp_path):

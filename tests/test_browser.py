@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import http.client
 import importlib.util
-import io
 import os
+import re
 import signal
 import socket
 import statistics
@@ -29,31 +29,15 @@ from pathlib import Path
 
 import pytest
 
+from browser_support import CHROMIUM, chromium_page, require, save_screenshot
+
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "apps" / "explorer.ipynb"
-CHROMIUM = Path(os.environ.get("SSCN_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--no-sandbox",  # CI containers run as root, where Chromium's sandbox cannot start
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SERVER_START_S = 60  # until voila answers HTTP
 PAGE_LOAD_S = 180  # voila answers the page once the notebook ran (model, photos, first figure)
 REDRAW_S = 60  # one widget change until its new figure arrives
 K_MOVES = 3  # k slider moves timed
-SCREENSHOT_LIMIT = 300_000  # bytes, for the README's PNG
 
-
-def _require(available: bool, reason: str) -> None:
-    if available:
-        return
-    if os.environ.get("SSCN_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"{reason}; SSCN_REQUIRE_BROWSER=1 says this test must run here")
-    pytest.skip(reason)
 
 
 def _free_port() -> int:
@@ -78,10 +62,10 @@ def _answers(port: int) -> bool:
 @pytest.fixture(scope="module")
 def voila_server(tmp_path_factory):
     """``(url, log_path)`` of a Voila server for ``apps/explorer.ipynb``, stopped after the module."""
-    _require(importlib.util.find_spec("voila") is not None, 'voila is not installed (pip install -e ".[browser]")')
-    _require(importlib.util.find_spec("playwright") is not None,
+    require(importlib.util.find_spec("voila") is not None, 'voila is not installed (pip install -e ".[browser]")')
+    require(importlib.util.find_spec("playwright") is not None,
              'playwright is not installed (pip install -e ".[browser]")')
-    _require(CHROMIUM.exists(), f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium)")
+    require(CHROMIUM.exists(), f"no Chromium at {CHROMIUM} (Debian: apt-get install chromium)")
     home = tmp_path_factory.mktemp("voila")
     port = _free_port()
     env = dict(os.environ)
@@ -121,18 +105,8 @@ def voila_server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def page(voila_server, tmp_path_factory):
     """A Playwright page in headless Chromium (a fresh profile under the test's folder)."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path_factory.mktemp("chromium-profile")),
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True,
-            viewport={"width": 1000, "height": 760},
-        )
-        try:
-            yield context.pages[0] if context.pages else context.new_page()
-        finally:
-            context.close()
+    with chromium_page(tmp_path_factory.mktemp("chromium-profile"), 1000, 760) as page:
+        yield page
 
 
 def _figure(page):
@@ -145,6 +119,18 @@ def _slider(page, label: str):
 
 def _status(page) -> str:
     return page.locator(".widget-html-content").inner_text()
+
+
+def _wait_for_status(page, text: str, present: bool = True) -> None:
+    """Wait until the status line contains ``text`` (or, with ``present=False``, no longer does).
+
+    The kernel sends the new figure and the new status line as two messages, so the
+    figure can arrive first; on a busy machine the status follows much later.
+    """
+    from playwright.sync_api import expect
+
+    status = expect(page.locator(".widget-html-content"))
+    (status.to_contain_text if present else status.not_to_contain_text)(text, timeout=REDRAW_S * 1000)
 
 
 def _wait_for_new_figure(page, old_src: str) -> str:
@@ -161,18 +147,6 @@ def _errors_on_page(page) -> list[str]:
     text = page.locator("body").inner_text()
     return [word for word in ("Traceback", "Error") if word in text]
 
-
-def _save_screenshot(png: bytes, path: Path) -> None:
-    """The page as a palette PNG (256 colours), which keeps the README's picture small."""
-    from PIL import Image
-
-    image = Image.open(io.BytesIO(png)).convert("RGB").quantize(colors=256, dither=Image.Dither.NONE)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", optimize=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(buffer.getvalue())
-    print(f"screenshot: {path} ({len(buffer.getvalue()) // 1000} kB)")
-    assert len(buffer.getvalue()) < SCREENSHOT_LIMIT
 
 
 def test_app_notebook_is_stored_clean():
@@ -217,7 +191,7 @@ def test_explorer_page_redraws_in_the_browser(voila_server, page, tmp_path):
         redraws.append(time.perf_counter() - moved)
         k_now = int(readout.inner_text())
         assert k_now > k_before
-        assert f"k = {k_now} top-CAM" in _status(page)
+        _wait_for_status(page, f"k = {k_now} top-CAM")
     print("k slider move to new figure in the browser: "
           + ", ".join(f"{1000 * t:.0f} ms" for t in redraws)
           + f" (median {1000 * statistics.median(redraws):.0f} ms; the kernel's own time: {_status(page).split('; ')[-1]})")
@@ -225,12 +199,14 @@ def test_explorer_page_redraws_in_the_browser(voila_server, page, tmp_path):
     assert after_k != first_figure
 
     # query point: type a value into the x slider's readout
+    old_token = re.search(r"query token \d+;", _status(page)).group()  # x = 20 is another token than the middle
     x_readout = _slider(page, "query x").locator(".widget-readout")
     x_readout.click()
     page.keyboard.press("Control+A")
     page.keyboard.type("20")
     page.keyboard.press("Enter")
     src = _wait_for_new_figure(page, src)
+    _wait_for_status(page, old_token, present=False)
     assert "query token" in _status(page) and x_readout.inner_text() == "20"
 
     # another reference: a seeded rotation of the target (new encoder pass)
@@ -248,4 +224,4 @@ def test_explorer_page_redraws_in_the_browser(voila_server, page, tmp_path):
     log = log_path.read_text()
     assert "Traceback" not in log, log[-3000:]  # widget callbacks log their exceptions in the kernel
     if os.environ.get("SSCN_EXPLORER_PNG"):
-        _save_screenshot(last_page, ROOT / os.environ["SSCN_EXPLORER_PNG"])
+        save_screenshot(last_page, ROOT / os.environ["SSCN_EXPLORER_PNG"])

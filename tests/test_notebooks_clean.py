@@ -1,4 +1,5 @@
-"""Committed notebooks are clean: no execution counts, no machine paths, a `parameters` cell."""
+"""Committed notebooks are clean: no execution counts, no machine paths, a `parameters` cell,
+built from their current jupytext source, and saying whether their outputs are the full or the smoke run."""
 from __future__ import annotations
 
 import importlib.util
@@ -47,3 +48,25 @@ def test_the_check_catches_a_dirty_notebook(tmp_path):
     clean.cells[0].metadata["tags"] = ["parameters"]
     nbformat.write(clean, dirty)
     assert build_notebooks.problems(dirty) == []
+
+
+def test_the_check_catches_a_notebook_built_from_an_older_source(tmp_path):
+    """A committed notebook whose cells differ from notebooks/src/<name>.py was not rebuilt."""
+    committed = NOTEBOOKS[1]
+    assert build_notebooks.problems(committed) == []
+    nb = nbformat.read(committed, as_version=4)
+    code = next(c for c in nb.cells if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", []))
+    code.source += "\nprint('an edit made in the notebook, not in its source')"
+    stale = tmp_path / committed.name
+    nbformat.write(nb, stale)
+    assert build_notebooks.problems(stale) == [f"not built from the current notebooks/src/{committed.stem}.py"]
+
+
+def test_sources_are_jupytext_percent_scripts_paired_with_the_notebooks():
+    """jupytext reads every source into the committed notebook's cells; the pairing lives in one file."""
+    jupytext = pytest.importorskip("jupytext")
+    config = (ROOT / "notebooks" / "jupytext.toml").read_text()
+    assert 'formats = "ipynb,src//py:percent"' in config
+    for path in NOTEBOOKS:
+        source = jupytext.read(ROOT / "notebooks" / "src" / (path.stem + ".py"), fmt="py:percent")
+        assert build_notebooks.cell_signature(source) == build_notebooks.cell_signature(nbformat.read(path, as_version=4))

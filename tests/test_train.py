@@ -121,7 +121,9 @@ def test_channels_last_changes_speed_not_learning(tmp_path, cache_home):
     assert runs[0]["last_loss"] == pytest.approx(runs[1]["last_loss"], rel=1e-4)
     conv = next(name for name, value in a["model"].items() if value.dim() == 4)
     assert a["model"][conv].is_contiguous(memory_format=torch.channels_last)
-    assert torch.allclose(a["model"][conv], b["model"][conv], atol=1e-5)
+    # Adam moves a weight by about lr per step whatever its gradient's size, so where batch norm leaves a
+    # near-zero gradient, rounding can flip its sign: 3 steps may then differ by up to 3 lr, never more
+    assert torch.allclose(a["model"][conv], b["model"][conv], atol=3 * TrainConfig.lr)
 
 
 def test_resume_names_the_settings_it_changes(tmp_path, cache_home, capsys):

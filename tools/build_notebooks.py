@@ -1,73 +1,95 @@
-"""Build notebooks from their sources, execute them in smoke mode and clean them.
+"""Build the course notebooks from their jupytext sources, execute them and clean them.
 
-    python tools/build_notebooks.py            # every notebooks/src/*.py
-    python tools/build_notebooks.py 01 05      # only those numbers
-    python tools/build_notebooks.py --full 07  # without SSCN_SMOKE (the real run)
-    python tools/build_notebooks.py --check    # fail if a committed notebook is not clean
+    python tools/build_notebooks.py               # every notebook, run the way its first cell says
+    python tools/build_notebooks.py 01 05         # only those numbers
+    python tools/build_notebooks.py --smoke 07    # force SSCN_SMOKE=1 (seconds); --full forces the real run
+    python tools/build_notebooks.py --check       # fail if a committed notebook is not clean or not built from its source
+    python tools/build_notebooks.py --smoke --out-dir /tmp/nb   # time a run without touching notebooks/
+    python tools/build_notebooks.py --text-only 05  # new text, same code: keep the stored outputs
 
-A source is a Python file whose cells start with ``# %%`` (code) or
-``# %% [markdown]`` (markdown, each line prefixed by ``# ``). ``# %% tags=["parameters"]``
-tags a cell. Cleaning removes execution counts, execution timing metadata and
-machine paths, so the committed notebooks diff well and reveal nothing local.
+The sources ``notebooks/src/NN_topic.py`` are jupytext percent scripts, paired with
+``notebooks/NN_topic.ipynb`` by ``notebooks/jupytext.toml``: with jupytext installed, Jupyter
+keeps both in step, and ``jupytext --sync notebooks/src/NN_topic.py`` does it by hand. This
+tool only adds what jupytext does not do: it executes the notebook in the mode its first cell
+states (``**Stored outputs: full run**`` or ``**Stored outputs: smoke run**``), strips
+execution counts, timing metadata and machine paths so the committed notebooks diff well and
+reveal nothing local, and writes the repository's Colab links (``REPOSITORY`` below).
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
+import resource
 import sys
+import time
 from pathlib import Path
 
+import jupytext
 import nbformat
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC, OUT = ROOT / "notebooks" / "src", ROOT / "notebooks"
-HEADER = re.compile(r"^# %%(?P<md> \[markdown\])?(?: tags=(?P<tags>\[.*\]))?\s*$")
+# The one place that names the GitHub repository: the "Open in Colab" links and the cell that
+# installs the package on Colab are rewritten to it on every build.
+REPOSITORY = "sscn-course/sscn"
+COLAB_LINK = re.compile(r"https://colab\.research\.google\.com/github/[\w.-]+/[\w.-]+/blob/main/notebooks/")
+INSTALL_URL = re.compile(r"git\+https://github\.com/[\w.-]+/[\w.-]+?(?=[\"'@ ])")
+STORED = re.compile(r"\*\*Stored outputs: (full|smoke) run\*\*")
 MACHINE_PATH = re.compile(r"(/(?:work|tmp|root|home)/[^\s'\"\\]*)")
 
 
-def parse(source: str) -> nbformat.NotebookNode:
-    cells, kind, tags, lines = [], None, [], []
+def with_repository(text: str) -> str:
+    """The source text with its Colab links and install URL pointing at ``REPOSITORY``."""
+    text = COLAB_LINK.sub(f"https://colab.research.google.com/github/{REPOSITORY}/blob/main/notebooks/", text)
+    return INSTALL_URL.sub(f"git+https://github.com/{REPOSITORY}", text)
 
-    def flush():
-        if kind is None:
-            return
-        text = "\n".join(lines).strip("\n")
-        if kind == "markdown":
-            text = "\n".join(l[2:] if l.startswith("# ") else l.lstrip("#") for l in text.splitlines())
-            cell = nbformat.v4.new_markdown_cell(text)
-        else:
-            cell = nbformat.v4.new_code_cell(text)
-        if tags:
-            cell.metadata["tags"] = tags
-        cells.append(cell)
 
-    for line in source.splitlines():
-        m = HEADER.match(line)
-        if m:
-            flush()
-            kind = "markdown" if m.group("md") else "code"
-            tags = json.loads(m.group("tags")) if m.group("tags") else []
-            lines = []
-        else:
-            lines.append(line)
-    flush()
-    nb = nbformat.v4.new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
+def read_source(src: Path) -> nbformat.NotebookNode:
+    """The notebook of a percent source, without outputs (jupytext's reader).
+
+    A cell tagged ``solution`` (an exercise's worked solution) starts collapsed in Jupyter:
+    the student reveals it with a click.
+    """
+    nb = jupytext.reads(with_repository(src.read_text()), fmt="py:percent")
+    nb.metadata = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+                   "language_info": {"name": "python"}}
+    for cell in nb.cells:
+        if "solution" in cell.metadata.get("tags", []):
+            cell.metadata["jupyter"] = {"source_hidden": True, "outputs_hidden": True}
     return nb
 
 
+def stored_mode(nb: nbformat.NotebookNode) -> str | None:
+    """``"full"`` or ``"smoke"``, as the first markdown cell states it; None when it does not."""
+    first = next((c for c in nb.cells if c.cell_type == "markdown"), None)
+    found = STORED.search(first.source) if first else None
+    return found.group(1) if found else None
+
+
+def cell_signature(nb) -> list[tuple]:
+    """What a notebook shares with its source: the cells' kinds, texts and tags."""
+    return [(c["cell_type"], "".join(c["source"]).strip(), tuple(c.get("metadata", {}).get("tags", [])))
+            for c in nb["cells"]]
+
+
 def clean(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
-    """Strip execution counts, timing metadata and machine paths; keep the outputs."""
-    nb.metadata.pop("papermill", None)
-    nb.metadata.pop("widgets", None)
+    """Strip execution counts, timing metadata and machine paths; keep the outputs.
+
+    Cell ids are derived from the cells' text, so a rebuild that changes nothing changes no id.
+    """
+    for key in ("papermill", "widgets", "jupytext"):
+        nb.metadata.pop(key, None)
+    seen: dict[str, int] = {}
     for cell in nb.cells:
-        cell.metadata.pop("execution", None)
-        cell.metadata.pop("papermill", None)
-        cell.metadata.pop("ExecuteTime", None)
+        for key in ("execution", "papermill", "ExecuteTime"):
+            cell.metadata.pop(key, None)
+        digest = hashlib.sha1(f"{cell.cell_type}\n{cell.source}".encode()).hexdigest()[:8]
+        seen[digest] = seen.get(digest, 0) + 1
+        cell["id"] = digest if seen[digest] == 1 else f"{digest}-{seen[digest]}"
         if cell.cell_type != "code":
             continue
         cell.execution_count = None
@@ -93,22 +115,45 @@ def _short_path(match: re.Match) -> str:
 
 
 def problems(path: Path) -> list[str]:
-    """What keeps a committed notebook from being clean (empty when it is clean)."""
-    nb = json.loads(path.read_text())
+    """What keeps a committed notebook from being clean (empty when it is clean).
+
+    When ``notebooks/src/<name>.py`` exists, the notebook must also hold exactly its cells
+    (built from the current source) and state whether its outputs are the full or the smoke run.
+    """
+    text = path.read_text()
+    nb = json.loads(text)
     found = []
     if any(c.get("execution_count") for c in nb["cells"] if c["cell_type"] == "code"):
         found.append("execution counts")
-    if MACHINE_PATH.search(json.dumps(nb)):
+    if MACHINE_PATH.search(text):
         found.append("a machine path")
     if not any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb["cells"]):
         found.append("no cell tagged 'parameters'")
+    src = SRC / (path.stem + ".py")
+    if src.exists():
+        if cell_signature(nb) != cell_signature(read_source(src)):
+            found.append(f"not built from the current notebooks/src/{src.name}")
+        if stored_mode(nbformat.reads(text, as_version=4)) is None:
+            found.append("no '**Stored outputs: full run**' or '... smoke run**' in its first cell")
     return found
 
 
-def build(src: Path, smoke: bool, timeout: int) -> Path:
-    nb = parse(src.read_text())
+def build(src: Path, mode: str | None, timeout: int, out_dir: Path = OUT) -> tuple[Path, str, float, float]:
+    """Execute one source and write the cleaned notebook.
+
+    Returns (path, mode used, wall seconds, CPU seconds of the kernel): on a shared machine
+    the wall time depends on the load, the kernel's CPU time much less.
+    """
+    text = with_repository(src.read_text())
+    if text != src.read_text():
+        src.write_text(text)
+    nb = read_source(src)
+    mode = mode or stored_mode(nb)
+    if mode is None:
+        raise SystemExit(f"{src.name}: its first cell must say '**Stored outputs: full run**' or '... smoke run**'")
     env_before = os.environ.get("SSCN_SMOKE")
-    os.environ["SSCN_SMOKE"] = "1" if smoke else "0"
+    os.environ["SSCN_SMOKE"] = "1" if mode == "smoke" else "0"
+    start, used_before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(OUT)}}).execute()
     finally:
@@ -116,7 +161,35 @@ def build(src: Path, smoke: bool, timeout: int) -> Path:
             os.environ.pop("SSCN_SMOKE")
         else:
             os.environ["SSCN_SMOKE"] = env_before
-    target = OUT / (src.stem + ".ipynb")
+    seconds = time.perf_counter() - start
+    used_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_seconds = (used_after.ru_utime - used_before.ru_utime) + (used_after.ru_stime - used_before.ru_stime)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / (src.stem + ".ipynb")
+    nbformat.write(clean(nb), target)
+    return target, mode, seconds, cpu_seconds
+
+
+def refresh(src: Path, out_dir: Path = OUT) -> Path:
+    """Take the source's text but keep the stored outputs, without executing anything.
+
+    Only for edits of the text around the code: every code cell of the source must be in the
+    stored notebook verbatim (the outputs it made are then still its outputs); otherwise
+    the notebook has to be rebuilt.
+    """
+    target = out_dir / (src.stem + ".ipynb")
+    stored: dict[str, list] = {}
+    for cell in nbformat.read(target, as_version=4).cells:
+        if cell.cell_type == "code":
+            stored.setdefault(cell.source, []).append(cell.outputs)
+    nb = read_source(src)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            if not stored.get(cell.source):
+                raise SystemExit(f"{src.name}: a code cell changed since the stored run, so its outputs are stale; "
+                                 f"rebuild it: python tools/build_notebooks.py {src.name[:2]}\n{cell.source[:300]}")
+            cell.outputs = stored[cell.source].pop(0)
+            cell.execution_count = None
     nbformat.write(clean(nb), target)
     return target
 
@@ -124,9 +197,14 @@ def build(src: Path, smoke: bool, timeout: int) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("numbers", nargs="*", help="notebook numbers such as 01 05 (default: all)")
-    parser.add_argument("--full", action="store_true", help="execute without SSCN_SMOKE (slow)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--full", action="store_const", const="full", dest="mode", help="execute without SSCN_SMOKE")
+    mode.add_argument("--smoke", action="store_const", const="smoke", dest="mode", help="execute with SSCN_SMOKE=1")
     parser.add_argument("--check", action="store_true", help="only check that committed notebooks are clean")
-    parser.add_argument("--timeout", type=int, default=1800)
+    parser.add_argument("--text-only", action="store_true",
+                        help="update the text from the source and keep the stored outputs (no code cell may change)")
+    parser.add_argument("--out-dir", type=Path, default=OUT, help="where to write the notebooks (default: notebooks/)")
+    parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
     args = parser.parse_args(argv)
     if args.check:
         bad = {p.name: problems(p) for p in sorted(OUT.glob("*.ipynb"))}
@@ -138,8 +216,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.numbers:
         sources = [s for s in sources if s.name[:2] in args.numbers]
     for src in sources:
-        print(f"building {src.name} ({'full' if args.full else 'smoke'})", flush=True)
-        print("  ->", build(src, smoke=not args.full, timeout=args.timeout).relative_to(ROOT))
+        if args.text_only:
+            print(f"  -> {refresh(src, args.out_dir).name} (text updated, stored outputs kept)")
+            continue
+        print(f"building {src.name}", flush=True)
+        target, used, seconds, cpu_seconds = build(src, args.mode, args.timeout, args.out_dir)
+        shown = target.relative_to(ROOT) if target.is_relative_to(ROOT) else target
+        print(f"  -> {shown} ({used} run, {seconds:.0f} s wall, {cpu_seconds:.0f} s CPU)", flush=True)
     return 0
 
 

@@ -1,6 +1,14 @@
 # %% [markdown]
 # # 01 · The Lab colour space and the ab bins
 #
+# [Open in Colab](https://colab.research.google.com/github/sscn-course/sscn/blob/main/notebooks/01_lab_color_space.ipynb)
+# · CPU only · full run about 10 s, smoke run about 10 s of CPU time on a 2-core CPU
+# · words in *italics* are explained in the [glossary](00_overview.ipynb#Glossary)
+#
+# **Stored outputs: full run**, checking the conversions on 100,000 random colours. The
+# smoke run (`SSCN_SMOKE=1`, what the test suite executes) uses 10,000; the pictures and
+# the checks are the same.
+#
 # SSCN never paints a whole RGB image. It is given the lightness L of the target photo
 # and predicts the two colour channels a and b of CIE Lab; its colour-histogram loss
 # (paper, Formula 5) compares a predicted distribution over Q quantised ab bins with a
@@ -50,6 +58,15 @@
 #   \sigma = 5, \quad \textstyle\sum_q z_q = 1.$$
 
 # %%
+# On Google Colab, install the package first (this cell does nothing anywhere else).
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "sscn @ git+https://github.com/sscn-course/sscn"], check=True)
+
+# %%
 import os
 import warnings
 
@@ -61,7 +78,9 @@ from scipy.spatial import ConvexHull
 from skimage import color as skcolor
 from skimage import data as skdata
 
-SMOKE = os.environ.get("SSCN_SMOKE") == "1"
+from sscn.notebook import apply_smoke, smoke_mode
+
+SMOKE = smoke_mode()  # SSCN_SMOKE=1
 plt.rcParams["figure.dpi"] = 80  # modest figures keep the stored notebook small
 FIGSIZE = (10, 3.5)
 
@@ -73,8 +92,8 @@ pixel_rgb = [0.85, 0.45, 0.2]  # the pixel we follow through the conversion and 
 seed = 0
 
 # %%
-if SMOKE:  # seconds, not minutes
-    random_colours = min(random_colours, 10_000)
+# smoke mode: these values replace the parameters above, except any that papermill set explicitly
+apply_smoke(globals(), random_colours=10_000)
 rng = np.random.default_rng(seed)
 print(f"photo: skimage.data.{image_name}, random colours: {random_colours:,}")
 
@@ -347,11 +366,69 @@ print("normalisation round trip:", bool(torch.allclose(denormalize_lab(photo_nor
 #   This package keeps the 261 cells that sRGB colours fall into; the paper's 313 are those
 #   plus a ring outside the gamut, the corners of every cell that overlaps the gamut's
 #   convex hull, and that ring keeps the decoded colours of saturated pixels unbiased.
+#   Q = 261 is a deviation from the paper; `ABBins(hull_bin_centers())` restores 313.
 # - `sscn.color` matches scikit-image to machine precision and is differentiable.
+
+# %% [markdown]
+# ## Exercises
 #
-# Next: notebook 02 makes training pairs by warping a photo with a thin-plate spline.
+# Each exercise has a worked solution in the cell after it; in Jupyter it starts
+# collapsed, so try first, then click to reveal.
+
+# %% [markdown]
+# ### Exercise 1.1
 #
-# **References**
+# The rim bias of 261 bins against 313: take the six most saturated sRGB colours (pure
+# red, green, blue, cyan, magenta, yellow), soft-encode their ab with each bin set and
+# decode again. Which colour is pulled furthest towards gray by the package's bins, by
+# how much, and in which direction?
+
+# %% tags=["solution"]
+# Solution 1.1
+corners = {"red": [1, 0, 0], "green": [0, 1, 0], "blue": [0, 0, 1], "cyan": [0, 1, 1], "magenta": [1, 0, 1],
+           "yellow": [1, 1, 0]}
+corner_ab = torch.from_numpy(draft_rgb_to_lab(np.array(list(corners.values()), float))[:, 1:].T / 110).reshape(1, 2, -1, 1)
+for label, these in (("Q = 261", bins), ("Q = 313", hull_bins)):
+    back = these.decode(these.encode(corner_ab))
+    shift = ((back - corner_ab) * 110)[0, :, :, 0].T  # colours x 2, Lab units
+    inward = ((back.norm(dim=1) - corner_ab.norm(dim=1)) * 110)[0, :, 0]  # negative: towards gray
+    print(label + ": " + ", ".join(f"{name} {d.norm():.1f} ({i:+.1f} in chroma)"
+                                   for name, d, i in zip(corners, shift, inward)))
+
+# %% [markdown] tags=["solution"]
+# Yellow is pulled furthest, by 4.7 ab units, almost all of it towards gray (4.6 units
+# of chroma lost), then green (3.3); with Zhang et al.'s 313 bins no corner moves by more
+# than 0.4. The package's bins stop at the cells that sRGB colours fall into, so a colour
+# on the rim of the gamut has bins only on its inner side, and the weighted mean of its
+# 10 nearest centres lands inside. A network trained on these targets learns slightly
+# paler versions of the most saturated colours, yellow most of all.
+
+# %% [markdown]
+# ### Exercise 1.2
+#
+# The network sees $L / 50 - 1$ and $ab / 110$. Over every 8-bit sRGB colour (a 64-step
+# lattice of the cube is enough), what are the ranges of L, a and b, and do the
+# normalised values stay inside $[-1, 1]$? How much of $[-1, 1]$ does each ab channel use?
+
+# %% tags=["solution"]
+# Solution 1.2
+steps = np.linspace(0, 1, 64)
+lattice = np.stack(np.meshgrid(steps, steps, steps, indexing="ij"), -1).reshape(-1, 3)
+lattice_lab = rgb_to_lab(torch.from_numpy(lattice.T.copy()).reshape(3, -1, 1)).reshape(3, -1)
+normalised = normalize_lab(lattice_lab.reshape(3, -1, 1)).reshape(3, -1)
+for name, raw, scaled in zip("Lab", lattice_lab, normalised):
+    print(f"{name}: [{raw.min():7.2f}, {raw.max():7.2f}] -> normalised [{scaled.min():5.2f}, {scaled.max():5.2f}]")
+print("inside [-1, 1]:", bool(normalised.abs().max() <= 1))
+
+# %% [markdown] tags=["solution"]
+# L spans exactly [0, 100], so $L / 50 - 1$ fills $[-1, 1]$. The ab channels use less:
+# a runs from -86 to 98 and b from -108 to 94 Lab units, so $ab / 110$ stays inside
+# $[-1, 1]$ with a margin (a uses [-0.78, 0.89], b [-0.98, 0.86]). That margin is why the
+# network can end its ab head with a tanh, whose range is $(-1, 1)$, and still reach
+# every sRGB colour.
+
+# %% [markdown]
+# ## References
 #
 # - Yunpeng Bai, Chao Dong, Zenghao Chai, Andong Wang, Zhengzhuo Xu, Chun Yuan,
 #   "Semantic-Sparse Colorization Network for Deep Exemplar-based Colorization", ECCV 2022
@@ -359,3 +436,7 @@ print("normalisation round trip:", bool(torch.allclose(denormalize_lab(photo_nor
 # - Richard Zhang, Phillip Isola, Alexei A. Efros, "Colorful Image Colorization", ECCV 2016
 #   (the ab bins, the soft-encoding, the annealed mean).
 # - IEC 61966-2-1 (sRGB) and CIE 15 (colorimetry, CIE Lab); `skimage.color.rgb2lab`.
+#
+# ---
+#
+# [← 00 · Overview](00_overview.ipynb) · [all notebooks](00_overview.ipynb) · [02 · TPS augmentation →](02_tps_augmentation.ipynb)

@@ -1,6 +1,14 @@
 # %% [markdown]
 # # 02 · Thin-plate-spline augmentation: training pairs with a known answer
 #
+# [Open in Colab](https://colab.research.google.com/github/sscn-course/sscn/blob/main/notebooks/02_tps_augmentation.ipynb)
+# · CPU only · full run about 10 s, smoke run about 10 s of CPU time on a 2-core CPU
+# · words in *italics* are explained in the [glossary](00_overview.ipynb#Glossary)
+#
+# **Stored outputs: full run**, on scikit-image's cat photo at 192 x 288 px with three
+# warps per row in the gallery. The smoke run (`SSCN_SMOKE=1`, what the test suite
+# executes) uses 128 x 192 px and two warps per row; the checks are the same.
+#
 # SSCN learns to colour a gray photo from a colour reference. Real (target, reference)
 # pairs with a known right answer do not exist, so the paper makes them: the reference
 # is **the target itself, warped** by a random thin-plate spline (TPS). The network sees
@@ -36,6 +44,15 @@
 # warp is two such splines, one for each output coordinate, sharing the same matrix.
 
 # %%
+# On Google Colab, install the package first (this cell does nothing anywhere else).
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "sscn @ git+https://github.com/sscn-course/sscn"], check=True)
+
+# %%
 import os
 
 import matplotlib.pyplot as plt
@@ -45,9 +62,10 @@ import torch.nn.functional as F
 
 from sscn.color import rgb_to_lab_norm, split_lab
 from sscn.data import sample_photos
+from sscn.notebook import apply_smoke, smoke_mode
 from sscn.viz import PANEL
 
-SMOKE = os.environ.get("SSCN_SMOKE") == "1"
+SMOKE = smoke_mode()  # SSCN_SMOKE=1
 plt.rcParams["figure.dpi"] = 80  # modest figures keep the stored notebook small
 
 # %% tags=["parameters"]
@@ -58,11 +76,12 @@ grid = 4  # control points per side
 gentle = 0.08  # displacement std, fraction of the half-size (sscn.augment.TPS_GENTLE)
 violent = 0.35  # sscn.augment.TPS_VIOLENT
 n_examples = 3  # warps per row in the gallery
+copy_seeds = 8  # references of each kind whose copy error is averaged in section 6
 seed = 0
 
 # %%
-if SMOKE:  # seconds: a smaller photo, fewer panels
-    height, width, n_examples = 128, 192, 2
+# smoke mode: these values replace the parameters above, except any that papermill set explicitly
+apply_smoke(globals(), height=128, width=192, n_examples=2)
 torch.manual_seed(seed)
 photo = dict(sample_photos(size=(height, width), names=(photo_name,)))[photo_name]
 print(f"{photo_name}: {tuple(photo.shape)} sRGB in [0, 1]")
@@ -237,17 +256,35 @@ print("same seed, same reference:", all(torch.equal(r.image, make_reference(phot
 # each target pixel, the reference pixel that shows the same thing.
 #
 # How much does correspondence matter? Copy the reference's a, b at the same pixel and
-# measure the error against the truth: the further a kind moves content, the worse the
-# copy, and the more a network gains by matching.
+# measure the error against the truth: the further a reference moves content, the worse
+# the copy, and the more a network gains by matching. How far one reference moves
+# content depends on its random draw as much as on its kind (the crop of seed 0 above
+# keeps almost the whole photo), so we average over `copy_seeds` references of each kind
+# and show the range.
 
 # %%
 truth_ab = split_lab(rgb_to_lab_norm(photo))[1]
-rows = [("none (the photo itself)", photo)] + [(r.kind, r.image) for r in references]
-rows.append(("tps_violent", make_reference(photo, "tps_violent", seed).image))
-for label, reference in rows:
+
+
+def copy_error(reference):
+    """Mean |ab error| in Lab units when the reference's ab are copied at the same pixel."""
     copied_ab = split_lab(rgb_to_lab_norm(reference.clamp(0, 1)))[1]
-    error = (copied_ab - truth_ab).abs().mean() * 110  # back to Lab units
-    print(f"copy the reference's ab at the same pixel, {label:>24}: mean |ab error| = {error:5.2f} Lab units")
+    return ((copied_ab - truth_ab).abs().mean() * 110).item()
+
+
+print(f"{'the photo itself':>16}: {copy_error(photo):5.2f} Lab units")
+for kind in (*REFERENCE_KINDS, "tps_violent"):
+    errors = [copy_error(make_reference(photo, kind, s).image) for s in range(seed, seed + copy_seeds)]
+    print(f"{kind:>16}: mean |ab error| {sum(errors) / len(errors):5.2f} Lab units over {copy_seeds} seeds "
+          f"(from {min(errors):.2f} to {max(errors):.2f})")
+
+# %% [markdown]
+# On average the ordering follows how far each kind moves content: a gentle TPS warp
+# (2.9 Lab units) < a random rotation (3.9) < a random crop (5.2) < a violent warp (5.5).
+# Single draws spread widely: a crop that keeps almost the whole photo (seed 0, shown in
+# section 5) is nearly free to copy (1.0), another crop costs 7.7, more than
+# a violent warp. The evaluation (notebook 08) therefore averages over many photos, each
+# with its own seeded reference.
 
 # %% [markdown]
 # ## 7. The package version
@@ -301,7 +338,71 @@ print("control points land on their targets (max error < 1e-4):", bool((landed -
 #   violent ones teach the network not to rely on it blindly.
 # - Every reference is made from a seed on the CPU's generator, so any result can be
 #   regenerated.
+
+# %% [markdown]
+# ## Exercises
 #
+# Each exercise has a worked solution in the cell after it; in Jupyter it starts
+# collapsed, so try first, then click to reveal.
+
+# %% [markdown]
+# ### Exercise 2.1
+#
+# The last three rows of the TPS system ($P^\top w = 0$) keep the radial part free of any
+# affine component. Check the consequence: move the control points by an affine map,
+# $\text{dst}_i = A\,\text{src}_i + t$, solve the system as in section 2 and look at $w$
+# and at the affine part $a$. What should $a$ be?
+
+# %% tags=["solution"]
+# Solution 2.1
+A = torch.tensor([[1.1, 0.2], [-0.1, 0.9]], dtype=torch.float64)
+shift = torch.tensor([0.05, -0.1], dtype=torch.float64)
+affine_dst = src @ A.T + shift
+K_affine = U(((affine_dst[:, None, :] - affine_dst[None, :, :]) ** 2).sum(-1))
+P_affine = torch.cat((torch.ones(n, 1, dtype=torch.float64), affine_dst), dim=1)
+L_affine = torch.zeros(n + 3, n + 3, dtype=torch.float64)
+L_affine[:n, :n], L_affine[:n, n:], L_affine[n:, :n] = K_affine, P_affine, P_affine.T
+solution = torch.linalg.solve(L_affine, torch.cat((src, torch.zeros(3, 2, dtype=torch.float64))))
+w_affine, a_affine = solution[:n], solution[n:]
+print("largest |w|:", f"{w_affine.abs().max().item():.1e}")
+inverse = torch.linalg.inv(A)
+print("a == the inverse map (x -> A^-1 (x - t)):",
+      torch.allclose(a_affine[1:], inverse.T, atol=1e-10) and torch.allclose(a_affine[0], -inverse @ shift, atol=1e-10))
+
+# %% [markdown] tags=["solution"]
+# The weights $w$ vanish (to rounding), and the affine part is exactly the inverse of the
+# motion: the spline maps $\text{dst}$ back to $\text{src}$, so it is $x \mapsto A^{-1}(x - t)$,
+# whose first row of $a$ is $-A^{-1} t$ and whose other two rows are $(A^{-1})^\top$. An affine
+# motion needs no bending, and the bending energy of the solution is zero.
+
+# %% [markdown]
+# ### Exercise 2.2
+#
+# How strong may a warp be before copying the reference at the same pixel stops being a
+# good guess? Compute the mean copy error of section 6 for TPS strengths from 0.02 to 0.5
+# (`random_tps(photo[None], strength, grid=grid, generator=...)`, a few seeds each) and find
+# where it passes the error of the reference's mean colour everywhere.
+
+# %% tags=["solution"]
+# Solution 2.2
+mean_colour_error = ((truth_ab.mean(dim=(1, 2), keepdim=True) - truth_ab).abs().mean() * 110).item()
+print(f"the photo's own mean colour everywhere: {mean_colour_error:.2f} Lab units")
+for strength in (0.02, 0.05, 0.08, 0.15, 0.25, 0.35, 0.5):
+    errors = []
+    for s in range(4):
+        warped_photo = random_tps(photo[None], strength, grid=grid, generator=torch.Generator().manual_seed(s))[0][0]
+        errors.append(copy_error(warped_photo))
+    print(f"strength {strength:4.2f}: copy error {sum(errors) / len(errors):5.2f} Lab units")
+
+# %% [markdown] tags=["solution"]
+# The copy error grows steadily with the strength: 1.3 Lab units at 0.02, 2.9 at the
+# gentle 0.08 of the training pairs, and it passes the error of painting the photo's
+# own mean colour everywhere (5.2) between 0.25 and 0.35, the violent strength. Beyond
+# that, copying the reference pixel for pixel is worse than knowing only the photo's
+# average colour: a violent pair leaves the network nothing to copy, which is what it
+# is for.
+
+# %% [markdown]
 # ## References
 #
 # - F. L. Bookstein. Principal warps: thin-plate splines and the decomposition of
@@ -310,3 +411,7 @@ print("control points land on their targets (max error < 1e-4):", bool((landed -
 #   for Deep Exemplar-based Colorization. ECCV 2022.
 # - M. Jaderberg, K. Simonyan, A. Zisserman, K. Kavukcuoglu. Spatial transformer networks.
 #   NeurIPS 2015 (sampling grids and bilinear sampling).
+#
+# ---
+#
+# [← 01 · Lab colour space](01_lab_color_space.ipynb) · [all notebooks](00_overview.ipynb) · [03 · Global colour transfer →](03_global_color_transfer.ipynb)

@@ -1,6 +1,14 @@
 # %% [markdown]
 # # 06 · Losses: what the network is asked to minimise
 #
+# [Open in Colab](https://colab.research.google.com/github/sscn-course/sscn/blob/main/notebooks/06_losses.ipynb)
+# · CPU only · full run about 10 s, smoke run about 10 s of CPU time on a 2-core CPU
+# · words in *italics* are explained in the [glossary](00_overview.ipynb#Glossary)
+#
+# **Stored outputs: full run**, on scikit-image's cat photo at 128 x 128 px. The smoke run
+# (`SSCN_SMOKE=1`, what the test suite executes) uses 64 x 64 px; the numbers change a
+# little, the pictures and the checks do not.
+#
 # SSCN is trained with five losses at once (paper, Sec. 3.3): smooth-L1 on the coarse
 # and on the fine ab, a colour-histogram cross-entropy, a total-variation penalty on the
 # fine ab, and the cross-entropy of the CAM classifier. This notebook takes each one
@@ -18,16 +26,39 @@
 #   five terms.
 #
 # **The losses.** All ab are normalised ($ab / 110$). With $d = \hat{x} - x$ per pixel and
-# channel, smooth-L1 (Huber) with $\beta$ = one ab unit $= 1/110$ is
+# channel, the paper's Formula 4 is the Huber loss with threshold $\delta$:
+#
+# $$\mathcal{L}_{\delta}(d) = \begin{cases} \tfrac{1}{2} d^2 & |d| < \delta \\
+#   \delta\,\big(|d| - \tfrac{1}{2}\delta\big) & \text{otherwise.} \end{cases} \qquad \text{(Formula 4, the paper)}$$
+#
+# **Deviation: this package uses PyTorch's smooth-L1**, with $\beta$ = one ab unit $= 1/110$,
+# averaged over the $N$ values:
 #
 # $$\mathcal{L}_{sl1}(\hat{x}, x) = \frac{1}{N} \sum \begin{cases} \tfrac{1}{2} d^2 / \beta & |d| < \beta \\
-#   |d| - \tfrac{1}{2}\beta & \text{otherwise.} \end{cases} \qquad \text{(Formula 4)}$$
+#   |d| - \tfrac{1}{2}\beta & \text{otherwise} \end{cases}
+#   \;=\; \frac{1}{N} \sum \frac{\mathcal{L}_{\beta}(d)}{\beta}. \qquad \text{(this package)}$$
+#
+# Both have the same shape (quadratic below the threshold, linear above it), but
+# smooth-L1 is the Huber loss *divided by* $\beta$: with $\beta = 1/110$ it is 110 times
+# larger, so the package's weight $\lambda = 100$ acts like a weight of 11,000 on the
+# paper's Huber form at the same threshold (exercise 6.1 checks it).
 #
 # The network also predicts, at $H/4 \times W/4$, a distribution $\hat{p}$ over the Q bins;
 # the histogram loss is its cross-entropy with the soft-encoded ground truth $z$
-# (notebook 01):
+# (notebook 01). The paper sums it over the pixels:
 #
-# $$\mathcal{L}_{hist} = -\frac{1}{hw} \sum_{i} \sum_{q=1}^{Q} z_{i,q} \log \hat{p}_{i,q}. \qquad \text{(Formula 5)}$$
+# $$\mathcal{L}_{hist} = -\sum_{i} \sum_{q=1}^{Q} z_{i,q} \log \hat{p}_{i,q}. \qquad \text{(Formula 5, the paper)}$$
+#
+# **Deviation: this package takes the mean** over the $hw$ positions of the
+# $H/4 \times W/4$ grid, with the ground truth's ab averaged down to that grid before it is
+# soft-encoded:
+#
+# $$\mathcal{L}_{hist} = -\frac{1}{hw} \sum_{i} \sum_{q=1}^{Q} z_{i,q} \log \hat{p}_{i,q}. \qquad \text{(this package)}$$
+#
+# The sum is $hw$ times the mean (1,024 times at 128 px, 4,096 at 256 px), so with the
+# same weight 1 the sum would outweigh every other term, all of which are means here
+# (exercise 6.2 measures it); the mean keeps the term between its entropy floor and
+# $\log Q$, whatever the image size.
 #
 # Total variation, on the fine ab, with mean absolute differences of neighbours:
 #
@@ -37,6 +68,15 @@
 # and the classifier's cross-entropy $\mathcal{L}_{ce} = -\log \operatorname{softmax}(\hat{y})_{y}$.
 # The total (Formula 6) weighs them 100 (coarse), 100 (fine), 0.1 (class), 1 (histogram)
 # and 10 (TV).
+
+# %%
+# On Google Colab, install the package first (this cell does nothing anywhere else).
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "sscn @ git+https://github.com/sscn-course/sscn"], check=True)
 
 # %%
 import os
@@ -51,9 +91,10 @@ from skimage.filters import gaussian
 from sscn.bins import default_bins
 from sscn.color import AB_SCALE, join_lab, lab_norm_to_rgb, lab_to_rgb, rgb_to_lab_norm, split_lab
 from sscn.data import sample_photos
+from sscn.notebook import apply_smoke, smoke_mode
 from sscn.viz import PANEL, to_image
 
-SMOKE = os.environ.get("SSCN_SMOKE") == "1"
+SMOKE = smoke_mode()  # SSCN_SMOKE=1
 plt.rcParams["figure.dpi"] = 72  # modest figures keep the stored notebook small
 
 # %% tags=["parameters"]
@@ -67,8 +108,8 @@ blur_sigma = 1.5  # px, the smoothing applied to it
 seed = 0
 
 # %%
-if SMOKE:
-    size = 64
+# smoke mode: these values replace the parameters above, except any that papermill set explicitly
+apply_smoke(globals(), size=64)
 torch.manual_seed(seed)
 photo = sample_photos(size, names=(photo_name,))[0][1]
 gray_l, true_ab = split_lab(rgb_to_lab_norm(photo))
@@ -85,7 +126,7 @@ def show_ab(ab, ax, title):
 
 
 # %% [markdown]
-# ## 1. Smooth-L1 (Formula 4)
+# ## 1. Smooth-L1 (Formula 4, as this package computes it)
 #
 # Draft it with `torch.where` and try it on a plausible wrong answer: the photo's own
 # colours at half their saturation.
@@ -389,13 +430,96 @@ print("drafted total == sscn.losses.sscn_loss:", torch.allclose(by_hand, total))
 # ## Conclusion
 #
 # - Smooth-L1 compares ab pixel by pixel; unlike L2 its optimum under ambiguity is a
-#   real colour (the median), not the gray average.
+#   real colour (the median), not the gray average. This package's smooth-L1 is the
+#   paper's Huber form divided by $\beta = 1/110$, so its weights act 110 times stronger.
 # - The histogram loss turns each pixel's colour into a soft distribution over the Q
 #   bins and asks the network to predict it: it can hold several plausible colours at
-#   once, and its floor is the entropy of the soft encoding.
+#   once, and its floor is the entropy of the soft encoding. The paper sums it over the
+#   pixels; this package averages it over the $H/4 \times W/4$ grid.
 # - Total variation rewards smooth colour; it is weighted low so that edges survive.
 # - Notebook 07 trains the network on this sum.
+
+# %% [markdown]
+# ## Exercises
 #
+# Each exercise has a worked solution in the cell after it; in Jupyter it starts
+# collapsed, so try first, then click to reveal.
+
+# %% [markdown]
+# ### Exercise 6.1
+#
+# Check the relation between the paper's Huber form and PyTorch's smooth-L1 numerically:
+# `F.huber_loss(pred, true, delta=d)` against `F.smooth_l1_loss(pred, true, beta=d)` for
+# the faded colours, with $d = 1/110$ and $d = 1$. Then find the weight on the paper's Huber
+# form whose gradient equals that of the package's $100 \cdot \mathcal{L}_{sl1}$.
+
+# %% tags=["solution"]
+# Solution 6.1
+for delta in (BETA, 1.0):
+    huber_value = F.huber_loss(faded, true_ab, delta=delta)
+    smooth_value = F.smooth_l1_loss(faded, true_ab, beta=delta)
+    print(f"delta = {delta:.5f}: Huber {huber_value.item():.6f}, smooth-L1 {smooth_value.item():.6f}, "
+          f"smooth-L1 * delta == Huber: {torch.allclose(smooth_value * delta, huber_value)}")
+pred = faded.clone().requires_grad_(True)
+(100 * smooth_l1(pred, true_ab)).backward()
+grad_package = pred.grad.clone()
+pred.grad = None
+(100 / BETA * F.huber_loss(pred, true_ab, delta=BETA)).backward()
+print("weight on the Huber form with the same gradient:", round(100 / BETA),
+      "| gradients equal:", torch.allclose(grad_package, pred.grad))
+
+# %% [markdown] tags=["solution"]
+# $\mathcal{L}_{sl1} = \mathcal{L}_{\beta} / \beta$ for every $\beta$, so the two agree only at
+# $\beta = 1$. With $\beta = 1/110$ the package's $100 \cdot \mathcal{L}_{sl1}$ is
+# $11{,}000 \cdot \mathcal{L}_{\beta}$: anyone who copies the paper's weight 100 onto the
+# Huber form gets a colour term 110 times weaker relative to the histogram, TV and
+# classification terms.
+
+# %% [markdown]
+# ### Exercise 6.2
+#
+# Compute the histogram loss the paper's way, summed over the positions instead of
+# averaged, for the faded-colour prediction of section 3, at this notebook's size and at
+# 256 px. Put it beside the other weighted terms of section 6.
+
+# %% tags=["solution"]
+# Solution 6.2
+mean_hist = histogram_loss(predictions["faded colours"], true_ab[None])
+positions = quarter[0] * quarter[1]
+print(f"mean over {positions} positions: {mean_hist.item():.3f}; sum: {positions * mean_hist.item():,.0f}")
+print(f"at 256 px the sum would be about {(256 // 4) ** 2 * mean_hist.item():,.0f}")
+print("the other weighted terms of section 6:",
+      {name: round(getattr(paper, name) * value.item(), 3) for name, value in terms.items() if name != "hist"})
+
+# %% [markdown] tags=["solution"]
+# Summed, the histogram term is about a thousand times the largest other term at
+# 128 px (7,409 against 7.4 for the coarse smooth-L1 in the stored run) and grows with the
+# image's area, so it would decide the gradient alone. Either
+# the sum comes with much smaller weights or with sums in the other terms too; the
+# package's mean keeps every term an average and the paper's weights usable at any size.
+
+# %% [markdown]
+# ### Exercise 6.3
+#
+# The best possible histogram loss is not zero. Compute the entropy
+# $-\sum_q z_q \log z_q$ of the truth's soft encoding, averaged over the positions, and
+# check that it equals the "the truth itself" row of section 3.
+
+# %% tags=["solution"]
+# Solution 6.3
+z = bins.encode(F.adaptive_avg_pool2d(true_ab[None], quarter))
+entropy = -(z * z.clamp_min(1e-12).log()).sum(1).mean()
+best = histogram_loss(predictions["the truth itself"], true_ab[None])
+print(f"entropy of z: {entropy.item():.4f}, loss of the truth's own encoding: {best.item():.4f}, "
+      f"equal: {torch.allclose(entropy, best, atol=1e-4)}")
+
+# %% [markdown] tags=["solution"]
+# Cross-entropy is entropy plus the Kullback-Leibler divergence,
+# $H(z, \hat{p}) = H(z) + \mathrm{KL}(z \,\|\, \hat{p})$, and the divergence is zero only
+# when $\hat{p} = z$. A soft target spreads each pixel over 10 bins, so $H(z)$ is well
+# above zero; a loss curve that levels off there has learned all it can.
+
+# %% [markdown]
 # ## References
 #
 # - Y. Bai, C. Dong, Z. Chai, A. Wang, Z. Xu, C. Yuan. Semantic-Sparse Colorization Network
@@ -406,3 +530,7 @@ print("drafted total == sscn.losses.sscn_loss:", torch.allclose(by_hand, total))
 #   Statistics 35(1), 1964.
 # - L. I. Rudin, S. Osher, E. Fatemi. Nonlinear total variation based noise removal
 #   algorithms. Physica D 60, 1992.
+#
+# ---
+#
+# [← 05 · Semantic-sparse attention](05_semantic_sparse_attention.ipynb) · [all notebooks](00_overview.ipynb) · [07 · Training →](07_training.ipynb)

@@ -1,10 +1,21 @@
 # %% [markdown]
 # # 08 · Evaluation: self-augmentation, PSNR and SSIM
 #
+# [Open in Colab](https://colab.research.google.com/github/sscn-course/sscn/blob/main/notebooks/08_evaluation.ipynb)
+# · CPU only · full run about 3 min, smoke run about 15 s of CPU time on a 2-core CPU
+# · words in *italics* are explained in the [glossary](00_overview.ipynb#Glossary)
+#
+# **Stored outputs: full run**, with the bundled trained checkpoint
+# (`sscn_imagenette128.pt`) on scikit-image's 8 sample photos at 128 px. The smoke run
+# (`SSCN_SMOKE=1`, what the test suite executes) works at 64 px, sweeps k in {4, 16, 64}
+# and r in {0, 16} instead of 5 x 3 settings, and shows one best and one worst case
+# instead of two. The numbers on all 1,500 Imagenette validation photos are in section 7,
+# the paper's beside them in section 8.
+#
 # How good is a colorization? With an exemplar-based method the answer depends on the
 # reference, so the paper (Sec. 4.2) measures it where the right answer is known: the
-# reference is the ground-truth photo itself after a transform, and the result is
-# compared with that ground truth.
+# reference is the ground-truth photo itself after a transform (*self-augmentation*), and
+# the result is compared with that ground truth.
 #
 # **What you will learn**
 #
@@ -13,9 +24,10 @@
 # - the self-augmentation protocol: seeded TPS, random-rotation (RR) and random-crop (RC)
 #   references that anyone can regenerate or save as files;
 # - what simple baselines score (gray, the reference's colours copied pixel for pixel,
-#   global colour transfer, luminance matching), so the network's numbers mean something;
+#   its mean colour, luminance matching), so the network's numbers mean something;
 # - how coarse, sparse and dense attention compare, how k and r matter (the paper's
-#   Figure 8), and what the best and worst cases look like.
+#   Figure 8), and what the best and worst cases look like;
+# - how this repository's numbers stand beside the paper's.
 #
 # **The metrics.** For 8-bit images $x, y$ of $N$ values (3 channels),
 #
@@ -34,6 +46,15 @@
 # L channel that every method copies from the target.
 
 # %%
+# On Google Colab, install the package first (this cell does nothing anywhere else).
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "sscn @ git+https://github.com/sscn-course/sscn"], check=True)
+
+# %%
 import os
 
 import matplotlib.pyplot as plt
@@ -45,17 +66,18 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from sscn import evaluate as ev
 from sscn.color import join_lab, lab_norm_to_rgb, rgb_to_lab_norm, split_lab
 from sscn.data import sample_photos
+from sscn.notebook import apply_smoke, smoke_mode
 from sscn.viz import PANEL, image_grid
 
-SMOKE = os.environ.get("SSCN_SMOKE") == "1"
+SMOKE = smoke_mode()  # SSCN_SMOKE=1
 plt.rcParams["figure.dpi"] = 72  # modest figures keep the stored notebook small
 
 # %% tags=["parameters"]
-checkpoint = ""  # "" = the bundled checkpoint, if this installation has one
-data_dir = ""  # "" = the built-in sample photos; else a folder of photos or Imagenette's root
+checkpoint = ""  # empty: the bundled checkpoint; untrained: the same network, randomly initialised
+data_dir = ""  # empty: the built-in sample photos; else a folder of photos or the Imagenette root
 split = "val"
 size = 128
-limit = 300  # photos (evenly spaced over the sorted folder); 0 = all
+limit = 300  # photos (evenly spaced over the sorted folder); 0: all
 kinds = ["tps", "rotation", "crop"]
 batch_size = 16
 seed = 0
@@ -64,9 +86,8 @@ sweep_rs = [0, 64, 128]
 n_cases = 2  # best and worst cases shown
 
 # %%
-if SMOKE:  # seconds, on the sample photos
-    data_dir, size, limit = "", 64, 8
-    sweep_ks, sweep_rs, n_cases = [4, 16, 64], [0, 16], 1
+# smoke mode: these values replace the parameters above, except any that papermill set explicitly
+apply_smoke(globals(), data_dir="", size=64, limit=8, sweep_ks=[4, 16, 64], sweep_rs=[0, 16], n_cases=1)
 torch.manual_seed(seed)
 source = sample_photos() if not data_dir else ev.open_photos(data_dir, split, size)
 limit = limit or None
@@ -144,22 +165,26 @@ plt.show()
 # %% [markdown]
 # ## 3. The network
 #
-# With `checkpoint = ""` the bundled checkpoint is used when this installation has one;
-# otherwise a tiny randomly initialised network stands in, so the code runs end to end
-# (its numbers are meaningless).
+# With `checkpoint = ""` the bundled checkpoint is used: the network trained for this
+# course (its [model card](../sscn/checkpoints/MODEL_CARD.md) gives the run).
+# `checkpoint = "untrained"` builds the same network with random weights, which is what
+# a colorization network scores before it has learned anything (exercise 8.1).
 
 # %%
 from sscn.checkpoint import bundled_checkpoint, load_model  # noqa: E402
-from sscn.models.sscn import SSCN, SSCNConfig  # noqa: E402
+from sscn.models.sscn import SSCN  # noqa: E402
 
-path = checkpoint or bundled_checkpoint()
-if path:
-    model = load_model(path)
-    print("model: the trained checkpoint", os.path.basename(str(path)))
+if checkpoint == "untrained":
+    torch.manual_seed(seed)
+    model = SSCN(load_model(bundled_checkpoint()).config).eval()
+    model_name = "untrained (random weights)"
 else:
-    model = SSCN(SSCNConfig(width=0.125, k=16, r=16)).eval()
-    print("model: no checkpoint available, a randomly initialised tiny SSCN (width 0.125); its scores mean nothing")
-print(f"attention: k = {model.config.k}, r = {model.config.r}, similarity = {model.config.similarity}")
+    path = checkpoint or bundled_checkpoint()
+    model = load_model(path)
+    model_name = os.path.basename(str(path))
+print(f"model: {model_name}")
+print(f"attention: k = {model.config.k}, r = {model.config.r}, similarity = {model.config.similarity}, "
+      f"dense by default: {model.config.dense}")
 
 # %% [markdown]
 # ## 4. The results table
@@ -169,8 +194,20 @@ methods = {**ev.baseline_methods(), **ev.network_methods(model, seed=seed)}
 rows = ev.evaluate(methods, source, kinds, size=size, limit=limit, batch_size=batch_size, seed=seed, progress=False)
 display(Markdown(ev.results_table_markdown(rows)))
 
+# %% [markdown]
+# The cell below prints facts that the test suite compares with this stored output: which
+# model the numbers come from, and that it beats the gray baseline on every reference
+# kind, with sparse and with dense attention. A copy of this notebook whose outputs came
+# from an untrained network fails that comparison.
+
 # %%
+# NBVAL_CHECK_OUTPUT
 by_key = {(r.method, r.reference): r for r in rows}
+print("model:", model_name)
+print("the network beats gray:",
+      all(by_key[(m, kind)].psnr > by_key[("gray", kind)].psnr for m in ("sparse", "dense") for kind in kinds))
+
+# %%
 names = list(methods)
 fig, axes = plt.subplots(1, 2, figsize=(4 * PANEL, 1.6 * PANEL))
 width = 0.8 / len(kinds)
@@ -184,11 +221,19 @@ for ax, label in zip(axes, ("PSNR (dB)", "SSIM")):
 axes[0].set_ylim(bottom=min(r.psnr for r in rows) - 2)
 axes[1].set_ylim(bottom=min(r.ssim for r in rows) - 0.02)
 axes[0].legend(title="reference")
-axes[0].set_title("baselines and the network's stages")
+axes[0].set_title(f"baselines and the network's stages ({model_name})")
 fig.tight_layout()
 plt.show()
 
 # %% [markdown]
+# On these 8 photos the order is that of the Imagenette table in section 7. Gray is lowest
+# (20.42 dB); the reference's mean colour, copying it pixel for pixel and the coarse stage
+# alone (global colour transfer, notebook 03) come next, at 25 to 28 dB; luminance
+# matching reaches 28 to 29 dB; then sparse (29.0 to 30.3 dB) and dense attention (30.0
+# to 31.9 dB) lead on every kind of reference. The attention adds 2 to 4 dB to the coarse
+# result. Crops (RC) are the hardest reference for every method that uses where the
+# colours are: a crop enlarges part of the photo, so the rest of the target has no match.
+#
 # ## 5. How many reference tokens? (k and r, the paper's Figure 8)
 #
 # Sparse attention keeps the top-k CAM tokens and r random others. The sweep scores
@@ -213,6 +258,11 @@ fig.tight_layout()
 plt.show()
 
 # %% [markdown]
+# PSNR grows with the number of tokens, and dense attention (31.94 dB) stays ahead of
+# every sparse setting here; the closest is k = 256 with r = 128 (31.21 dB). The random
+# tokens carry most of the gain: without them (r = 0) the score stays between 25.3 and
+# 26.9 dB whatever k is, and 64 random tokens lift every k by 3.8 to 5.0 dB.
+#
 # ## 6. Best and worst cases
 #
 # Each result row keeps every photo's score, so the extremes can be rebuilt from their
@@ -226,36 +276,60 @@ grid, titles = [], []
 for label, (index, name, score) in picks:
     panels = ev.reproduce_case(methods[shown], source, index, kind, size=size, seed=seed)
     grid.append([panels["gray"], panels["reference"], panels["result"], panels["truth"]])
-    titles.append(f"{label}: {score:.1f} dB")
+    titles.append(f"{label}: {name}, {score:.1f} dB")
 fig = image_grid(grid, ["gray target", f"{ev.KIND_LABELS[kind]} reference", shown, "ground truth"], titles)
 plt.show()
 
 # %% [markdown]
-# ## 7. The full run
+# The best case, `hubble_deep_field` (36.3 dB), is mostly black, where every method
+# scores high, and the rocket's night sky is one smooth colour. The worst, the
+# motorcycle (24.0 dB), shows the typical failure: the tank comes out a dull brownish
+# red and the red spills onto the front tyre. (The smoke run shows one best and one
+# worst case at 64 px.)
 #
-# The numbers above come from a few photos (or, in smoke mode, the sample photos and
-# possibly an untrained network). The baselines on all 1,500 Imagenette validation
-# photos at 128 px, seed 0 (PSNR in dB / SSIM), made in 4.5 minutes on 2 CPU cores by
+# ## 7. The full run on Imagenette
 #
-# ```
-# sscn evaluate --baselines-only --data path/to/imagenette-144 --split val --size 128 --out results
-# ```
+# The numbers above come from 8 sample photos. On all 1,500 Imagenette validation photos
+# at 128 px, seed 0, the bundled checkpoint's model card has the whole table
+# (`sscn evaluate --data DATA/imagenette-144 --split val --size 128 --methods gray copy
+# mean_ab luminance_match sparse dense`); its PSNR in dB:
 #
 # | method | TPS | RR | RC |
-# | --- | --- | --- | --- |
-# | gray | 22.71 / 0.9328 | 22.71 / 0.9328 | 22.71 / 0.9328 |
-# | copy | 29.71 / 0.9441 | inf (1 photo) / 0.9281 | 26.70 / 0.9207 |
-# | mean_ab | 25.15 / 0.9324 | 25.15 / 0.9323 | 24.94 / 0.9308 |
-# | luminance_match | 27.50 / 0.9384 | 27.53 / 0.9386 | 26.34 / 0.9282 |
+# | --- | ---: | ---: | ---: |
+# | gray | 22.71 | 22.71 | 22.71 |
+# | mean_ab | 25.15 | 25.15 | 24.94 |
+# | luminance_match | 27.50 | 27.53 | 26.34 |
+# | copy | 29.71 | inf (1 photo; 28.59 over the other 1,499) | 26.70 |
+# | sparse (k = r = 64 of 1,024 tokens) | 31.05 | 30.86 | 29.09 |
+# | **dense** | **34.20** | **33.62** | **30.59** |
 #
-# The infinite PSNR is real: photo 323's random rotation is 0.024 degrees, so its
+# The infinite PSNR is real: one photo's random rotation is 0.024 degrees, so its
 # reference equals the photo to 8 bits and copying it reproduces the ground truth
-# exactly. Over the other 1,499 photos copy scores 28.59 dB on RR. The gray and
-# mean_ab rows barely depend on the reference kind, since neither looks at where
-# the reference's colours are.
+# exactly. The gray and mean_ab rows barely depend on the reference kind, since neither
+# looks at where the reference's colours are.
 #
-# Add `--checkpoint CKPT --sweep` (no `--baselines-only`) for the network's rows and the
-# k / r sweep.
+# ## 8. This repository against the paper
+#
+# The paper's Table 1 compares SSCN with other exemplar-based methods on its own test
+# set and resolution; our numbers are not measured on the same data, so they sit beside
+# the paper's, not against them. What differs, and what this repository measured:
+#
+# | | the paper (Bai et al. 2022) | this repository (bundled checkpoint) |
+# | --- | --- | --- |
+# | training data | the paper's training set (its Sec. 4.1) | 4,000 Imagenette photos, 10 classes |
+# | resolution | 256 x 256 (4,096 tokens) | 128 x 128 (1,024 tokens) |
+# | reference encoder | VGG19, ImageNet-pretrained | VGG19 layout, width 0.25, trained from scratch |
+# | training | Adam, lr 1e-4 | Adam, lr 2e-4, batch 32, 3,250 steps (3.4 min on one H200) |
+# | similarity | scaled dot product (Formula 2) | cosine over a learned temperature (notebook 05) |
+# | tokens at training | k = r = 256 of 4,096 (12.5 %) | k = r = 64 of 1,024 (12.5 %) |
+# | sparse against dense | sparse ahead: 36.32 against 35.25 dB | dense ahead: 34.20 against 31.05 dB (TPS) |
+# | SSCN's PSNR in Table 1 | fill in from the paper (exercise 8.3) | 31.05 (sparse) / 34.20 (dense), TPS |
+#
+# The paper's sparse-against-dense figures are the ones the model card quotes. The
+# direction differs here, and the model card explains why as far as the measurements
+# go: this classifier barely learned, so its top-k tokens are hardly better than random
+# ones, and a network that copies colours from the matching place needs the right token
+# among the few it may look at.
 #
 # ## Conclusion
 #
@@ -264,13 +338,111 @@ plt.show()
 # - The self-augmentation references are seeded per photo and can be saved, so the
 #   same pairs can score any tool.
 # - Copying the reference's colours pixel for pixel is a strong baseline, because
-#   self-augmented references move pixels only a little (least with TPS, most with
-#   crops); a colorization network earns its keep by beating it.
+#   self-augmented references move pixels only a little; a colorization network earns
+#   its keep by beating it, which the bundled checkpoint does on every kind of reference.
+
+# %% [markdown]
+# ## Exercises
 #
+# Each exercise has a worked solution in the cell after it; in Jupyter it starts
+# collapsed, so try first, then click to reveal.
+
+# %% [markdown]
+# ### Exercise 8.1
+#
+# What does the same network score *before* training? Build it with random weights
+# (`SSCN(model.config)`), score it with `ev.network_methods` on TPS references of a few
+# photos, and compare with the gray baseline. Why does the notebook print "the network
+# beats gray" in a cell the test suite checks?
+
+# %% tags=["solution"]
+# Solution 8.1
+torch.manual_seed(seed)
+untrained = SSCN(model.config).eval()
+few = 2 if SMOKE else 8
+scores_untrained = {
+    row.method: row.psnr
+    for row in ev.evaluate({**ev.baseline_methods(["gray"]), **ev.network_methods(untrained, include=("dense",))},
+                           source, ("tps",), size=size, limit=few, seed=seed, progress=False)
+}
+print(f"on {few} photos, TPS references: gray {scores_untrained['gray']:.2f} dB, "
+      f"untrained network {scores_untrained['dense']:.2f} dB, trained {by_key[('dense', 'tps')].psnr:.2f} dB (all photos)")
+
+# %% [markdown] tags=["solution"]
+# The untrained network scores *below* gray (by 1.3 dB in the stored run): its random ab values
+# are further from the truth than no colour at all. A results table or a figure made with such a network
+# looks like any other, so a notebook whose stored outputs came from one (a missing
+# checkpoint, a wrong path) would mislead every reader. The checked cell names the model
+# and states that it beats gray; the test suite reruns the notebook and compares, so a
+# stale copy fails.
+
+# %% [markdown]
+# ### Exercise 8.2
+#
+# Spend the same number of reference tokens, 128, in two ways: k = 128 CAM tokens and no
+# random one, or k = 0 and 128 random tokens. Which scores higher on TPS references, and
+# what does that say about this checkpoint's CAM? (Use `ev.sweep_kr` on a few photos.)
+
+# %% tags=["solution"]
+# Solution 8.2
+budget = 32 if SMOKE else 128  # at 64 px (smoke) there are only 256 tokens
+split_sweep = ev.sweep_kr(model, source, [0, budget], [0, budget], kind="tps", size=size, limit=4,
+                          seed=seed, progress=False)
+for row in split_sweep:
+    if row["k"] is None or row["k"] + row["r"] == budget:
+        print(f"k = {row['k']}, r = {row['r']}: {row['psnr']:.2f} dB" if row["k"] is not None
+              else f"dense ({row['tokens']} tokens): {row['psnr']:.2f} dB")
+
+# %% [markdown] tags=["solution"]
+# Random tokens win, by almost 3 dB in the stored run. The top-CAM tokens crowd into the one region the
+# classifier finds class-like, while the colours a target needs are spread over the
+# whole reference; random tokens cover it. The paper's argument for sparse attention
+# rests on a classifier whose map marks the subject, which this small checkpoint's does
+# not (notebook 04 and the model card measure it).
+
+# %% [markdown]
+# ### Exercise 8.3
+#
+# Open the paper's Table 1 and put its SSCN row beside the results of section 7: which
+# numbers can be compared at all (same metric, same data, same resolution)? Then compute
+# how far the bundled checkpoint's dense attention is ahead of the best baseline on each
+# kind of reference, from the model card's table, in code.
+
+# %% tags=["solution"]
+# Solution 8.3
+card = (bundled_checkpoint().parent / "MODEL_CARD.md").read_text()
+table = {}
+for line in card.split("<!-- results -->")[1].split("<!-- /results -->")[0].splitlines():
+    cells = [c.strip() for c in line.strip("|").split("|")]
+    if len(cells) == 8 and cells[2].replace(".", "").replace("inf", "0").isdigit():
+        table[(cells[0], cells[1])] = float(cells[2])
+for label in ("TPS", "RR", "RC"):
+    best = max((value, name) for (name, kind), value in table.items()
+               if kind == label and name not in ("sparse", "dense") and np.isfinite(value))
+    print(f"{label}: dense {table[('dense', label)]:.2f} dB, best finite baseline {best[1]} {best[0]:.2f} dB, "
+          f"ahead by {table[('dense', label)] - best[0]:.2f} dB")
+
+# %% [markdown] tags=["solution"]
+# Only the protocol is shared: PSNR on 8-bit RGB against the ground truth, with
+# self-augmented references. The data (Imagenette against the paper's test set), the
+# resolution (128 against 256 px) and the encoder (trained from scratch against
+# ImageNet-pretrained) differ, so a difference in dB between the two columns says
+# nothing about the method; what can be compared is the *gap to the baselines* measured
+# on the same photos, which is why this repository reports them. (On RR the copy
+# baseline's mean is infinite because of one photo, so the code above skips it; over the
+# other 1,499 photos copy scores 28.59 dB, and dense attention is 5.03 dB ahead of that.)
+
+# %% [markdown]
 # ## References
 #
+# - Y. Bai, C. Dong, Z. Chai, A. Wang, Z. Xu, C. Yuan. Semantic-Sparse Colorization Network
+#   for Deep Exemplar-based Colorization. ECCV 2022 (Sec. 4, Table 1, Figure 8).
 # - Z. Wang, A. C. Bovik, H. R. Sheikh, E. P. Simoncelli. Image quality assessment: from
 #   error visibility to structural similarity. IEEE TIP 13(4), 2004.
 # - E. Reinhard, M. Ashikhmin, B. Gooch, P. Shirley. Color transfer between images. IEEE
 #   CG&A 21(5), 2001.
 # - T. Welsh, M. Ashikhmin, K. Mueller. Transferring color to greyscale images. SIGGRAPH 2002.
+#
+# ---
+#
+# [← 07 · Training](07_training.ipynb) · [all notebooks](00_overview.ipynb) · this is the last notebook; back to [00 · Overview](00_overview.ipynb)

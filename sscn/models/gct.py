@@ -54,9 +54,9 @@ class AdaINBlock(nn.Module):
 class GlobalColorTransfer(nn.Module):
     """Coarse stage. ``forward(gray_l B x 1 x H x W, ref_top B x C5 x H/16 x W/16) -> ab_coarse B x 2 x H x W``."""
 
-    def __init__(self, width: float, ref_channels: int):
+    def __init__(self, width: float, ref_channels: int, norm: str = "none"):
         super().__init__()
-        self.encoder = VGGEncoder(width, levels=4)
+        self.encoder = VGGEncoder(width, levels=4, norm=norm)
         c1, c2, c3, c4 = self.encoder.channels
         self.blocks = nn.ModuleList([AdaINBlock(c4, c3, c3), AdaINBlock(c3, c2, c2), AdaINBlock(c2, c1, c1)])
         self.style = StyleMLP(ref_channels, [c for b in self.blocks for c in b.adain_channels])

@@ -22,6 +22,8 @@ from .gct import GlobalColorTransfer
 from .ldt import LDTDecoder, resize
 
 MULTIPLE = 16  # five VGG levels: the working size must divide by 2^4
+# the first network's layout: one level (relu5_1) for style and CAM, no normalisation
+LEGACY = {"encoder_norm": "none", "style_level": 5, "cam_level": 5}
 
 
 @dataclass
@@ -30,6 +32,10 @@ class SSCNConfig:
 
     ``k``, ``r``: top-k CAM tokens and random tokens (paper: 256 + 256 of 4096 at 256 px).
     ``similarity``: ``"cosine"`` (learned temperature, default) or ``"dot"`` (Formula 2 as printed).
+    ``encoder_norm``: ``"batch"`` (batch norm after every conv of the encoders) or ``"none"``.
+    ``style_level``, ``cam_level``: the reference level (1-based) that the GCT's style MLP and
+    the CAM classifier read; the paper reads the style from the last (6) and the CAM from the
+    fifth. Checkpoints written before these fields existed read as ``LEGACY``.
     """
 
     width: float = 0.25
@@ -43,6 +49,9 @@ class SSCNConfig:
     value_dim: int = 32
     num_bins: int = field(default_factory=lambda: default_bins().num_bins)
     chunk_size: int = 4096
+    encoder_norm: str = "batch"
+    style_level: int = 6
+    cam_level: int = 5
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -95,14 +104,22 @@ def check_size(height: int, width: int) -> None:
         )
 
 
+def check_levels(config: SSCNConfig) -> None:
+    for name in ("style_level", "cam_level"):
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or not 4 <= value <= 6:
+            raise SSCNError(f"{name} must be 4, 5 or 6 (a level of the reference encoder), got {value!r}")
+
+
 class SSCN(nn.Module):
     def __init__(self, config: SSCNConfig | None = None):
         super().__init__()
         self.config = config = config or SSCNConfig()
-        self.encoder = VGGEncoder(config.width)
+        check_levels(config)
+        self.encoder = VGGEncoder(config.width, max(config.style_level, config.cam_level), config.encoder_norm)
         channels = self.encoder.channels
-        self.gct = GlobalColorTransfer(config.width, channels[4])
-        self.cam = CAMClassifier(channels[4], config.num_classes)
+        self.gct = GlobalColorTransfer(config.width, channels[config.style_level - 1], config.encoder_norm)
+        self.cam = CAMClassifier(channels[config.cam_level - 1], config.num_classes)
         token_dim = sum(channels[:4])
         self.correspondence = Correspondence(
             token_dim, scaled(config.attn_dim * 4, config.width), config.value_dim, config.similarity, config.temperature
@@ -160,11 +177,12 @@ class SSCN(nn.Module):
         ref_lab = resize(ref_lab, (h, w))
         hw = (h // 4, w // 4)
         ref_feats = self.encoder(lab_norm_to_rgb(ref_lab))
-        ab_coarse = self.gct(gray_l, ref_feats[4])
-        class_logits, cam = self.cam(ref_feats[4], hw, labels)
+        ab_coarse = self.gct(gray_l, ref_feats[self.config.style_level - 1])
+        class_logits, cam = self.cam(ref_feats[self.config.cam_level - 1], hw, labels)
         prepared = Prepared(gray_l, ref_lab, ab_coarse, class_logits, cam, hw)
         if not coarse_only:
-            prepared.coarse_feats = self.encoder(lab_norm_to_rgb(join_lab(gray_l, ab_coarse)))
+            # only levels 1-4 of E(I_c) become tokens and decoder skips: stop the encoder there
+            prepared.coarse_feats = self.encoder(lab_norm_to_rgb(join_lab(gray_l, ab_coarse)), levels=4)
             prepared.query = self.tokens(prepared.coarse_feats, hw)
             prepared.key = self.tokens(ref_feats, hw)
             prepared.ref_ab = resize(ref_lab[:, 1:], hw).flatten(2).transpose(1, 2)

@@ -1,0 +1,132 @@
+"""``sscn gallery``: the model on real pairs, a gray photo and a *different* colour photo.
+
+Each pair shows the gray target, the reference, the coarse (GCT) result and the final
+result. The pairs are fixed, not picked by how well they come out:
+
+* scikit-image's sample photos, :data:`SAMPLE_PAIRS` (subjects that share colours);
+* with a dataset (``--data``, Imagenette's layout), one pair per class: the middle photo
+  of the class (by file name) as the target and its reference by the same-class rule of
+  ``sscn evaluate --kinds same_class`` (:mod:`sscn.pairs`: the nearest other photo of
+  the class by a gray-image descriptor).
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import torch
+
+from .errors import SSCNError
+
+# (target, reference) among sscn.data.SAMPLE_NAMES: two different photos
+SAMPLE_PAIRS = (("chelsea", "coffee"), ("coffee", "chelsea"), ("astronaut", "rocket"),
+                ("retina", "immunohistochemistry"))
+SIZE = 128  # px: the working size the bundled model was trained at; panels are shown at it
+PAIRS_PER_ROW = 2
+COLUMNS = ("gray target", "reference", "coarse (GCT)", "final (SSCN)")
+
+
+def sample_rows(size: int = SIZE, pairs=SAMPLE_PAIRS) -> list[dict]:
+    """The sample pairs as ``{"title", "target", "reference"}`` (square ``3 x size x size`` crops)."""
+    from .data import sample_photos
+
+    photos = dict(sample_photos(size=size))
+    return [{"title": f"{t} <- {r}", "target": photos[t], "reference": photos[r]}
+            for t, r in pairs if t in photos and r in photos]
+
+
+def dataset_rows(data, split: str = "val", size: int = SIZE, progress: bool = False) -> list[dict]:
+    """One pair per class of ``data`` (a folder, or Imagenette's root with ``split``): the
+    middle photo of the class and its same-class reference (:func:`sscn.pairs.same_class_pairs`)."""
+    from .data import IMAGENETTE_CLASSES
+    from .evaluate import open_photos
+    from .pairs import photo_set, same_class_pairs
+
+    prefix = f"{split}: " if (Path(data) / split).is_dir() else ""
+    photos = photo_set(open_photos(data, split, size), size=size, progress=progress)
+    by_target = {p.target_index: p for p in same_class_pairs(photos)}
+    rows = []
+    for cls in sorted(set(photos.classes)):
+        members = sorted((k, i) for i, k in enumerate(photos.keys) if photos.classes[i] == cls and i in by_target)
+        if not members:
+            continue
+        pair = by_target[members[(len(members) - 1) // 2][1]]
+        rows.append({"title": prefix + IMAGENETTE_CLASSES.get(cls, cls),
+                     "target": photos.photos[pair.target_index][2],
+                     "reference": photos.photos[pair.reference_index][2]})
+    return rows
+
+
+def colorize_rows(model, rows: list[dict], size: int = SIZE) -> list[dict]:
+    """Add ``"gray"``, ``"coarse"`` and ``"result"`` (sRGB ``3 x H x W``) to each row."""
+    from .color import gray_l_to_rgb, rgb_to_gray_l
+    from .colorize import colorize
+
+    for row in rows:
+        result = colorize(model, row["target"], row["reference"], size=size)
+        row.update(gray=gray_l_to_rgb(rgb_to_gray_l(row["target"])), coarse=result.coarse_rgb, result=result.rgb)
+    return rows
+
+
+def gallery_figure(rows: list[dict], per_row: int = PAIRS_PER_ROW, panel: float = 1.45):
+    """``per_row`` pairs side by side, each four panels (:data:`COLUMNS`) under its title."""
+    from matplotlib.figure import Figure
+
+    from .viz import to_image
+
+    lines = max(1, -(-len(rows) // per_row))
+    cols = per_row * len(COLUMNS)
+    header = 0.42  # inches above the first row: the column titles over the first pair titles
+    fig = Figure(figsize=(panel * cols + 0.2 * (per_row - 1), (panel + 0.25) * lines + header))
+    grid = fig.add_gridspec(lines, per_row, wspace=0.06, hspace=0.18, left=0.005, right=0.995, bottom=0.005,
+                            top=1 - header / fig.get_figheight())
+    for n in range(lines * per_row):
+        cell = grid[n // per_row, n % per_row].subgridspec(1, len(COLUMNS), wspace=0.03)
+        axes = [fig.add_subplot(cell[0, j]) for j in range(len(COLUMNS))]
+        for j, ax in enumerate(axes):
+            ax.set_axis_off()
+            if n < len(rows):
+                ax.imshow(to_image(rows[n][("gray", "reference", "coarse", "result")[j]]))
+            if n < per_row:
+                ax.text(0.5, 1.17, COLUMNS[j], transform=ax.transAxes, ha="center", va="bottom", fontsize=8.5,
+                        color="0.25")
+        if n < len(rows):
+            axes[0].text(0.0, 1.03, rows[n]["title"], transform=axes[0].transAxes, ha="left", va="bottom",
+                         fontsize=8, fontweight="bold")
+    return fig
+
+
+def save_figure(fig, out, dpi: int = 88) -> Path:
+    """Save ``fig``; a PNG is written with Pillow's strongest lossless compression."""
+    out = Path(out)
+    if out.suffix.lower() == ".png":
+        from PIL import Image
+
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=dpi)
+        with Image.open(buffer) as image:
+            image.convert("RGB").save(out, optimize=True)
+    else:
+        fig.savefig(out, dpi=dpi)
+    return out
+
+
+def run_gallery(out="sscn-gallery.png", data=None, split: str = "val", checkpoint=None, size: int = SIZE,
+                progress: bool = True) -> Path:
+    """Write the gallery: the sample pairs, plus one pair per class of ``data`` when given."""
+    from .checkpoint import bundled_checkpoint, load_model
+
+    if Path(out).suffix.lower() not in (".png", ".jpg", ".jpeg", ".pdf", ".svg"):
+        raise SSCNError(f"--output {out} must end in .png, .jpg, .pdf or .svg")
+    if checkpoint is None and bundled_checkpoint() is None:
+        raise SSCNError("no bundled checkpoint in this installation; pass --checkpoint PATH")
+    torch.set_grad_enabled(False)
+    rows = sample_rows(size)
+    if data is not None:
+        rows += dataset_rows(data, split, size, progress=progress)
+    if not rows:
+        raise SSCNError("no pairs to show: this scikit-image has no sample photos; pass --data DIR")
+    model = load_model(checkpoint)
+    path = save_figure(gallery_figure(colorize_rows(model, rows, size)), out)
+    print(f"{len(rows)} pairs; figure: {path}")
+    return path

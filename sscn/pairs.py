@@ -1,0 +1,524 @@
+"""Pairs of different photos: the same-class benchmark, its pairs file, and a training helper.
+
+Self-augmented references (``sscn.evaluate``) are the target's own photo, warped. A user
+brings a *different* photo. The fourth reference kind of ``sscn evaluate``,
+``same_class``, gives every target another photo of its own class, chosen by a fixed rule
+that sees only gray images (as a user's gray target is):
+
+Descriptor (:func:`gray_descriptor`). From the photo's L channel at the working size,
+resized to ``DESCRIPTOR_SIZE`` (64) px: the 8 x 8 block means of L, less their mean and
+scaled to unit length (the layout of light and dark, blind to brightness and contrast),
+joined with a 4 x 4 grid of 8-bin gradient-orientation histograms (unsigned orientation,
+weighted by gradient magnitude; 128 values scaled to unit length together: the
+textures and edges). The two halves are weighted equally, so the descriptor has unit
+length and the Euclidean distance between two photos lies in [0, 2]. It is a small,
+fixed descriptor on purpose: it needs no trained weights, so the pairs do not change
+when the model does, and other tools can be scored on the same pairs.
+
+Rule (:func:`same_class_pairs`). For each target, the reference is the photo of the same
+class at the smallest descriptor distance, excluding the target itself and its
+near-duplicates: photos with the same bytes (the same file content; for photos given as
+tensors, the same 8-bit pixels) or at a distance below ``NEAR_DUPLICATE`` (0.3). The
+threshold sits between copies and different photos: a photo and its copy re-encoded as
+JPEG at quality 60, rescaled by 6 % or shifted by 4 px (3 %) stay below 0.27 (15 photos of
+imagenette-144/val), while no two photos of a class come closer than 0.42 in its val
+split and 0.37 in its train split (two different cassette players). Distances are
+rounded to 6 decimals, and equal distances go to the reference whose key (its path
+relative to the dataset's root, ``class/file.jpg``) sorts first, so the pairs are the
+same on every machine. A target whose class has no other eligible photo gets no pair and
+is left out of the benchmark (with a warning). Photos from a list with no classes
+(``sscn.data.sample_photos()``) form one class.
+
+The pairs are written as CSV (:func:`write_pairs`: ``target,reference,class,distance``)
+and read back with :func:`read_pairs` (``sscn evaluate --pairs FILE``).
+
+Metrics (:func:`evaluate_same_class`): every method and baseline is scored by the same
+code: PSNR, SSIM and PSNR ab against the target's own colours (``sscn.evaluate``), the
+colourfulness of the result and of the ground truth, and the palette similarity of the
+result with the reference (:mod:`sscn.metrics`).
+
+Training (:class:`SameClassSampler`, :class:`SameClassReferences`): another photo of the
+same class, drawn at random but the same for the same ``(seed, epoch, index)``.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import math
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .color import rgb_to_gray_l, rgb_to_lab_norm, split_lab
+from .errors import SSCNError
+
+SAME_CLASS = "same_class"  # the reference kind's name in ``sscn evaluate --kinds``
+SAME_CLASS_LABEL = "same class"
+DESCRIPTOR_SIZE = 64  # px: the gray photo is resized to this before the descriptor is taken
+LAYOUT_GRID = 8  # block means of L on an 8 x 8 grid
+GRADIENT_GRID = 4  # orientation histograms on a 4 x 4 grid of cells
+ORIENTATIONS = 8  # unsigned orientation bins (22.5 degrees each)
+NEAR_DUPLICATE = 0.3  # descriptor distance below which two photos count as the same photo
+DECIMALS = 6  # distances are rounded to this many decimals before comparing (ties -> key order)
+ONE_CLASS = "all"  # the class of photos that come without one
+PAIR_COLUMNS = ("target", "reference", "class", "distance")
+
+
+# --------------------------------------------------------------------------- the descriptor
+
+
+def gray_descriptor(gray_l: torch.Tensor) -> torch.Tensor:
+    """The fixed gray-image descriptor: ``B x 1 x H x W`` normalised L -> ``B x 192`` (unit rows, float64).
+
+    64 layout values (8 x 8 block means of L, centred, unit length) and 128 gradient
+    values (4 x 4 cells x 8 orientation bins of magnitude, unit length), both scaled by
+    ``1 / sqrt(2)``. A flat image has no layout or gradients: its descriptor is 0.
+    """
+    if gray_l.dim() != 4 or gray_l.shape[1] != 1:
+        raise SSCNError(f"gray_descriptor needs normalised L of shape B x 1 x H x W, got {tuple(gray_l.shape)}")
+    x = gray_l.double()
+    if x.shape[-2:] != (DESCRIPTOR_SIZE, DESCRIPTOR_SIZE):
+        x = F.interpolate(x, size=(DESCRIPTOR_SIZE, DESCRIPTOR_SIZE), mode="bilinear", align_corners=False,
+                          antialias=True)
+    layout = F.adaptive_avg_pool2d(x, LAYOUT_GRID).flatten(1)
+    layout = _unit(layout - layout.mean(dim=1, keepdim=True))
+    gx = x[..., 1:-1, 2:] - x[..., 1:-1, :-2]  # central differences, B x 1 x 62 x 62
+    gy = x[..., 2:, 1:-1] - x[..., :-2, 1:-1]
+    magnitude = torch.sqrt(gx * gx + gy * gy)
+    angle = torch.remainder(torch.atan2(gy, gx), math.pi)  # unsigned: an edge and its reverse are one
+    index = (angle / math.pi * ORIENTATIONS).long().clamp(max=ORIENTATIONS - 1)
+    per_bin = torch.zeros(x.shape[0], ORIENTATIONS, *magnitude.shape[-2:], dtype=x.dtype)
+    per_bin.scatter_(1, index, magnitude)
+    gradients = _unit(F.adaptive_avg_pool2d(per_bin, GRADIENT_GRID).flatten(1))
+    return torch.cat((layout, gradients), dim=1) / math.sqrt(2)
+
+
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    norm = x.norm(dim=1, keepdim=True)
+    return torch.where(norm > 1e-12, x / norm.clamp(min=1e-12), torch.zeros_like(x))
+
+
+# --------------------------------------------------------------------------- photos, keys, classes
+
+
+@dataclass
+class PhotoSet:
+    """Every photo of a source at the working size, with what the pair rule needs.
+
+    ``keys``: unique names (a file's path relative to the dataset root, ``class/file.jpg``,
+    for an image folder; the given names otherwise); ``classes``: each photo's class;
+    ``digests``: SHA-256 of each file's bytes (of the 8-bit pixels for in-memory photos);
+    ``descriptors``: ``N x 192`` (:func:`gray_descriptor`); ``failed``: indices whose file
+    could not be decoded (never paired).
+    """
+
+    photos: object  # sscn.evaluate.Photos over the whole source
+    keys: list[str]
+    classes: list[str]
+    digests: list[str]
+    descriptors: torch.Tensor
+    failed: set[int] = field(default_factory=set)
+
+    def index_of(self, key: str) -> int:
+        lookup = getattr(self, "_lookup", None)
+        if lookup is None:
+            lookup = self._lookup = {k: i for i, k in enumerate(self.keys)}
+        if key not in lookup:
+            raise SSCNError(f"the pairs file names {key!r}, which is not a photo of this dataset; "
+                            "pass the --data (and --split) the pairs were made on")
+        return lookup[key]
+
+
+def photo_set(source, size: int = 128, batch_size: int = 64, progress: bool = False) -> PhotoSet:
+    """Load every photo of ``source`` (see :class:`sscn.evaluate.Photos`) once and describe it."""
+    from .evaluate import Photos, to_uint8
+
+    photos = Photos(source, size=size)
+    samples, root = getattr(source, "samples", None), getattr(source, "root", None)
+    file_backed = samples is not None and root is not None and hasattr(source, "classes")
+    descriptors, keys, digests, classes = [], [], [], []
+    bar = _progress(len(photos), progress, "describe")
+    for start in range(0, len(photos), batch_size):
+        batch = [photos[i] for i in range(start, min(start + batch_size, len(photos)))]
+        rgb = torch.stack([item[2] for item in batch])
+        descriptors.append(gray_descriptor(rgb_to_gray_l(rgb)))
+        for index, name, picture in batch:
+            if file_backed:
+                path, label = samples[index][0], samples[index][1]
+                keys.append(Path(path).relative_to(root).as_posix())
+                classes.append(source.classes[label])
+                digests.append(hashlib.sha256(Path(path).read_bytes()).hexdigest())
+            else:
+                keys.append(name)
+                classes.append(ONE_CLASS)
+                digests.append(hashlib.sha256(to_uint8(picture).numpy().tobytes()).hexdigest())
+        bar.update(len(batch))
+    bar.close()
+    if len(set(keys)) != len(keys):
+        raise SSCNError("two photos share a name; give every photo a unique name")
+    failed = set()
+    if file_backed:  # an ImageFolder serves the next readable photo for a file it cannot decode
+        bad = {Path(p) for p in getattr(source, "failed", [])}
+        failed = {i for i, (path, _) in enumerate(samples) if Path(path) in bad}
+    return PhotoSet(photos, keys, classes, digests, torch.cat(descriptors), failed)
+
+
+# --------------------------------------------------------------------------- the pair rule
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A target and its reference: keys, class, descriptor distance, indices in the source."""
+
+    target: str
+    reference: str
+    cls: str
+    distance: float
+    target_index: int = -1
+    reference_index: int = -1
+
+
+def same_class_pairs(photo_set_or_source, size: int = 128, near_duplicate: float = NEAR_DUPLICATE,
+                     progress: bool = False) -> list[Pair]:
+    """The same-class rule (module docstring): one :class:`Pair` per target that has a reference,
+    in the order of the source. ``photo_set_or_source``: a :class:`PhotoSet` or a source for
+    :func:`photo_set` (then loaded at ``size``)."""
+    photos = photo_set_or_source if isinstance(photo_set_or_source, PhotoSet) else \
+        photo_set(photo_set_or_source, size=size, progress=progress)
+    by_class: dict[str, list[int]] = {}
+    for index, cls in enumerate(photos.classes):
+        if index not in photos.failed:
+            by_class.setdefault(cls, []).append(index)
+    pairs, unpaired = [], []
+    for cls, members in by_class.items():
+        members = np.asarray(members)
+        desc = photos.descriptors[members]
+        distance = np.round(torch.cdist(desc, desc).numpy(), DECIMALS)
+        keys = [photos.keys[i] for i in members]
+        by_key = np.argsort(np.asarray(keys, dtype=object), kind="stable")  # ties -> the key that sorts first
+        for row, target in enumerate(members):
+            best = None
+            for column in by_key:
+                candidate = members[column]
+                d = distance[row, column]
+                if candidate == target or d < near_duplicate or photos.digests[candidate] == photos.digests[target]:
+                    continue
+                if best is None or d < best[1]:
+                    best = (candidate, d)
+            if best is None:
+                unpaired.append(photos.keys[target])
+                continue
+            pairs.append(Pair(photos.keys[target], photos.keys[best[0]], cls, float(best[1]), int(target),
+                              int(best[0])))
+    if unpaired:
+        warnings.warn(f"{len(unpaired)} photo(s) have no other photo of their class to pair with and are left out "
+                      f"(first: {unpaired[0]})", stacklevel=2)
+    return sorted(pairs, key=lambda p: p.target_index)
+
+
+def write_pairs(pairs: Sequence[Pair], path: str | Path) -> Path:
+    """Write ``target,reference,class,distance`` CSV (distance with 6 decimals); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(PAIR_COLUMNS)
+        writer.writerows((p.target, p.reference, p.cls, f"{p.distance:.{DECIMALS}f}") for p in pairs)
+    return path
+
+
+def read_pairs(path: str | Path, photos: PhotoSet | None = None) -> list[Pair]:
+    """Read a pairs CSV (:func:`write_pairs`); with ``photos``, resolve the keys to indices.
+
+    A target may appear once; a photo paired with itself is refused (the file was edited
+    or made by another rule).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SSCNError(f"--pairs {path}: no such file; pass a pairs CSV written by sscn evaluate --kinds same_class")
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        if reader.fieldnames is None or not set(PAIR_COLUMNS[:2]) <= set(reader.fieldnames):
+            raise SSCNError(f"--pairs {path}: expected the columns {','.join(PAIR_COLUMNS)}")
+        rows = list(reader)
+    pairs, seen = [], set()
+    for line, row in enumerate(rows, start=2):
+        target, reference = row["target"], row["reference"]
+        if target == reference:
+            raise SSCNError(f"--pairs {path}, line {line}: {target} is paired with itself")
+        if target in seen:
+            raise SSCNError(f"--pairs {path}, line {line}: {target} is listed twice")
+        seen.add(target)
+        try:
+            distance = float(row.get("distance") or "nan")
+        except ValueError:
+            raise SSCNError(f"--pairs {path}, line {line}: distance {row['distance']!r} is not a number") from None
+        ti = photos.index_of(target) if photos is not None else -1
+        ri = photos.index_of(reference) if photos is not None else -1
+        pairs.append(Pair(target, reference, row.get("class") or "", distance, ti, ri))
+    if not pairs:
+        raise SSCNError(f"--pairs {path} lists no pairs")
+    return pairs
+
+
+# --------------------------------------------------------------------------- the benchmark
+
+
+SAME_CLASS_METRICS = ("psnr", "ssim", "psnr_ab", "colourfulness", "colourfulness_truth", "palette")
+COLUMNS = ("method", "reference", "psnr", "ssim", "psnr_ab", "colourfulness", "colourfulness_truth",
+           "colourfulness_gap", "palette", "palette_truth", "n_images", "n_inf", "size")
+
+
+@dataclass
+class SameClassRow:
+    """One method on the same-class pairs: means over the targets, and the per-target scores.
+
+    ``colourfulness_gap``: mean ``|M(result) - M(ground truth)|``; ``palette_truth``: the
+    palette similarity of the ground truth itself with the reference (the same for every
+    method: how much of the reference's palette the target really has).
+    """
+
+    method: str
+    psnr: float
+    ssim: float
+    psnr_ab: float
+    colourfulness: float
+    colourfulness_truth: float
+    colourfulness_gap: float
+    palette: float
+    palette_truth: float
+    n_images: int
+    size: int
+    n_inf: int = 0
+    reference: str = SAME_CLASS
+    pairs: list[Pair] = field(default_factory=list, repr=False)
+    scores: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+    def as_dict(self) -> dict:
+        return {key: getattr(self, key) for key in COLUMNS}
+
+
+def same_class_case(photos: PhotoSet, pairs: Sequence[Pair]):
+    """The batched :class:`sscn.evaluate.Case` of ``pairs`` (kind ``same_class``; its ``seeds``
+    hold the reference indices, as there is no seed)."""
+    from .evaluate import Case
+
+    truth = torch.stack([photos.photos[p.target_index][2] for p in pairs])
+    reference = torch.stack([photos.photos[p.reference_index][2] for p in pairs])
+    return Case(SAME_CLASS, [p.target_index for p in pairs], [p.target for p in pairs],
+                [p.reference_index for p in pairs], split_lab(rgb_to_lab_norm(truth))[0], rgb_to_lab_norm(reference),
+                reference, truth)
+
+
+def evaluate_same_class(methods: dict, source, size: int = 128, limit: int | None = None, batch_size: int = 16,
+                        pairs: Sequence[Pair] | str | Path | None = None, save_dir: str | Path | None = None,
+                        progress: bool = True) -> tuple[list[SameClassRow], list[Pair]]:
+    """Score every method with another photo of the same class as the reference.
+
+    ``source``: as for :class:`sscn.evaluate.Photos` (or a :class:`PhotoSet`); ``pairs``:
+    the pairs to score (a list or a CSV file), default :func:`same_class_pairs`; ``limit``
+    keeps that many evenly spaced pairs. Returns one :class:`SameClassRow` per method and
+    the pairs scored. ``save_dir`` writes the PNGs as ``sscn evaluate --save-pairs`` does.
+    """
+    from . import evaluate as ev
+    from .metrics import colourfulness, palette_similarity
+
+    if not methods:
+        raise SSCNError("evaluate_same_class needs at least one method")
+    if batch_size < 1:
+        raise SSCNError(f"batch_size must be >= 1 (got {batch_size})")
+    if limit is not None and limit < 1:
+        raise SSCNError(f"limit={limit}; pass None (every pair) or a positive count")
+    photos = source if isinstance(source, PhotoSet) else photo_set(source, size=size, progress=progress)
+    size = photos.photos.size
+    if pairs is None:
+        pairs = same_class_pairs(photos)
+    elif isinstance(pairs, (str, Path)):
+        pairs = read_pairs(pairs, photos)
+    else:
+        pairs = [p if p.target_index >= 0 else
+                 Pair(p.target, p.reference, p.cls, p.distance, photos.index_of(p.target), photos.index_of(p.reference))
+                 for p in pairs]
+    if not pairs:
+        raise SSCNError("no photo has another photo of its class to pair with; the same-class benchmark needs "
+                        "at least two photos in a class")
+    if limit is not None and limit < len(pairs):
+        pairs = [pairs[i] for i in np.round(np.linspace(0, len(pairs) - 1, limit)).astype(int)]
+    per = {name: {m: [] for m in SAME_CLASS_METRICS} for name in methods}
+    palette_truth = []
+    bar = _progress(len(pairs), progress, "same class")
+    for start in range(0, len(pairs), batch_size):
+        chunk = pairs[start:start + batch_size]
+        case = same_class_case(photos, chunk)
+        if save_dir is not None:
+            ev.save_pairs(case, save_dir)
+        truth_colourfulness = colourfulness(case.truth).tolist()
+        palette_truth += palette_similarity(case.truth, case.reference).tolist()
+        for name, method in methods.items():
+            result = ev.colorize(method, case.gray_l, case.ref_lab)
+            scores = per[name]
+            for metric_name, metric in ev.METRICS.items():
+                scores[metric_name] += metric(result, case.truth).tolist()
+            scores["colourfulness"] += colourfulness(result).tolist()
+            scores["colourfulness_truth"] += truth_colourfulness
+            scores["palette"] += palette_similarity(result, case.reference).tolist()
+        bar.update(len(chunk))
+    bar.close()
+    rows = []
+    for name, scores in per.items():
+        arrays = {m: np.asarray(v, dtype=np.float64) for m, v in scores.items()}
+        arrays["palette_truth"] = np.asarray(palette_truth, dtype=np.float64)
+        mean_psnr, n_inf = ev.summarize(arrays["psnr"])
+        gap = np.abs(arrays["colourfulness"] - arrays["colourfulness_truth"])
+        rows.append(SameClassRow(
+            name, mean_psnr, float(arrays["ssim"].mean()), ev.summarize(arrays["psnr_ab"])[0],
+            float(arrays["colourfulness"].mean()), float(arrays["colourfulness_truth"].mean()), float(gap.mean()),
+            float(arrays["palette"].mean()), float(arrays["palette_truth"].mean()), len(pairs), size, n_inf,
+            SAME_CLASS, list(pairs), arrays,
+        ))
+    return rows, list(pairs)
+
+
+def results_table_markdown(rows: Sequence[SameClassRow | dict]) -> str:
+    """The same-class table in Markdown, one line per method, and the ground truth's own palette similarity."""
+    lines = [
+        "| method | reference | PSNR (dB) | SSIM | PSNR ab (dB) | colourfulness | colourfulness of the ground truth "
+        "| abs. colourfulness gap | palette similarity | images | PSNR = inf | size |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    dicts = [row.as_dict() if isinstance(row, SameClassRow) else row for row in rows]
+    for d in dicts:
+        lines.append(
+            f"| {d['method']} | {SAME_CLASS_LABEL} | {d['psnr']:.2f} | {d['ssim']:.4f} | {d['psnr_ab']:.2f} "
+            f"| {d['colourfulness']:.1f} | {d['colourfulness_truth']:.1f} | {d['colourfulness_gap']:.1f} "
+            f"| {d['palette']:.4f} | {d['n_images']} | {d.get('n_inf', 0)} | {d['size']} |"
+        )
+    if dicts:
+        truth = dicts[0]["palette_truth"]
+        lines += ["", f"Palette similarity of the ground truth itself with its reference: {truth:.4f}."]
+    return "\n".join(lines)
+
+
+def write_results(rows: Sequence[SameClassRow], pairs: Sequence[Pair], out_dir: str | Path,
+                  stem: str = "results") -> dict[str, Path]:
+    """Write ``<stem>.csv`` (means), ``<stem>.md``, ``<stem>_per_image.csv`` and ``pairs.csv`` under ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"csv": out / f"{stem}.csv", "markdown": out / f"{stem}.md", "per_image": out / f"{stem}_per_image.csv",
+             "pairs": out / "pairs.csv"}
+    with paths["csv"].open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(row.as_dict() for row in rows)
+    paths["markdown"].write_text(results_table_markdown(rows) + "\n")
+    with paths["per_image"].open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        names = (*SAME_CLASS_METRICS, "palette_truth")
+        writer.writerow(["method", "target", "reference", *names])
+        for row in rows:
+            for i, pair in enumerate(row.pairs):
+                writer.writerow([row.method, pair.target, pair.reference, *(f"{row.scores[m][i]:.6f}" for m in names)])
+    write_pairs(pairs, paths["pairs"])
+    return paths
+
+
+def run_cli(args, methods: dict, source, stem: str = "results") -> list[SameClassRow]:
+    """The ``same_class`` kind of ``sscn evaluate``: print the table, write it (and the pairs) to ``--out``."""
+    progress = not getattr(args, "no_progress", False)
+    photos = photo_set(source, size=args.size, progress=progress)
+    pairs = read_pairs(args.pairs, photos) if getattr(args, "pairs", None) else same_class_pairs(photos)
+    rows, pairs = evaluate_same_class(methods, photos, size=args.size, limit=args.limit, batch_size=args.batch_size,
+                                      pairs=pairs, save_dir=getattr(args, "save_pairs", None), progress=progress)
+    print(results_table_markdown(rows))
+    if getattr(args, "out", None):
+        write_results(rows, pairs, args.out, stem)
+    return rows
+
+
+def _progress(total: int, enabled: bool, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="photo", disable=not enabled)
+
+
+# --------------------------------------------------------------------------- training
+
+
+def _draw(seed: int, epoch: int, index: int) -> int:
+    digest = hashlib.blake2b(f"sscn-same-class:{int(seed)}:{int(epoch)}:{int(index)}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+class SameClassSampler:
+    """Draw another photo of the same class for a training target, reproducibly.
+
+    ``labels``: the class of every item (``ImageFolder.labels``). :meth:`draw` returns an
+    index of the same class other than ``index``, uniformly at random, but the same for
+    the same ``(seed, epoch, index)`` in any process, worker or order (a hash, no random
+    state); ``None`` when the class has no other item.
+    """
+
+    def __init__(self, labels: Sequence[int], seed: int = 0):
+        self.labels = [int(label) for label in labels]
+        self.seed = int(seed)
+        self.members: dict[int, list[int]] = {}
+        for index, label in enumerate(self.labels):
+            self.members.setdefault(label, []).append(index)
+
+    def draw(self, index: int, epoch: int = 0) -> int | None:
+        if not 0 <= index < len(self.labels):
+            raise IndexError(f"index {index} out of range for {len(self.labels)} items")
+        members = self.members[self.labels[index]]
+        if len(members) < 2:
+            return None
+        choice = _draw(self.seed, epoch, index) % (len(members) - 1)
+        position = members.index(index)
+        return members[choice + (choice >= position)]  # skip the target itself
+
+
+class SameClassReferences(torch.utils.data.Dataset):
+    """A dataset whose reference is another photo of the target's class.
+
+    Wraps an ``ImageFolder``-like ``dataset`` (items are dicts with ``"rgb"``; it has
+    ``labels``). Item ``i`` is ``dataset[i]`` with ``"ref_lab"`` (``3 x H x W``
+    normalised Lab) replaced by the Lab of ``dataset[j]``, ``j`` drawn by
+    :class:`SameClassSampler` with ``seed`` and the current epoch, and ``"ref_index"``
+    = ``j``. When the class has no other photo, ``"ref_index"`` is -1 and the reference
+    is the dataset's own ``"ref_lab"`` or, without one, a TPS warp of the target.
+    Call :meth:`set_epoch` each epoch for fresh pairs (with DataLoader workers that are not
+    persistent, the workers see the new epoch at the next iteration).
+    """
+
+    def __init__(self, dataset, seed: int = 0, epoch: int = 0):
+        labels = getattr(dataset, "labels", None)
+        if labels is None:
+            raise SSCNError("SameClassReferences needs a dataset with .labels (an sscn.data.ImageFolder)")
+        self.dataset, self.epoch = dataset, int(epoch)
+        self.sampler = SameClassSampler(labels, seed)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        item = dict(self.dataset[index])
+        other = self.sampler.draw(index, self.epoch)
+        if other is None:  # keep the dataset's own (self-augmented) reference, or make a TPS one
+            item["ref_index"] = -1
+            if "ref_lab" not in item:
+                from .augment import make_reference
+                from .data import item_seed
+
+                item["ref_lab"] = make_reference(rgb_to_lab_norm(item["rgb"]), "tps",
+                                                 item_seed(self.sampler.seed, index)).image
+            return item
+        item["ref_lab"] = rgb_to_lab_norm(self.dataset[other]["rgb"])
+        item["ref_index"] = other
+        return item

@@ -1,0 +1,121 @@
+"""Does the CAM earn its tokens? The measurements of the semantic-encoder issue.
+
+For a checkpoint and a folder of labelled photos (``imagenette-144/val``), with the TPS
+reference of the evaluation protocol (``ImageFolder(reference="tps", seed)``):
+
+- **CAM top-1**: the share of photos whose reference the network's own CAM classifier
+  assigns to the right class (inference ranks tokens by the *predicted* class's CAM);
+- **object region**: the top quarter of the ground truth's class activation map (true
+  class) under an independent judge, the pre-stage classifier (``sscn pretrain``);
+- **k top-CAM + r random against k + r random tokens** (same seeds, same token count):
+  PSNR on the object region and on the whole image. If the CAM finds what matters,
+  the first scores at least as high on the object region (paper, Sec. 3.2 and Fig. 8).
+
+    python -m sscn.semantics --checkpoint CKPT --data DATA/imagenette-144/val --size 128
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from .color import join_lab, lab_norm_to_rgb
+from .errors import SSCNError
+from .models.attention import select_tokens
+
+
+def class_activation(encoder, head: torch.nn.Linear, rgb: torch.Tensor, labels: torch.Tensor, level: int = 5) -> torch.Tensor:
+    """CAM of class ``labels`` (Zhou et al. 2016): ``sum_c w_{y,c} F_level,c``, upsampled to the photo: ``B x H x W``."""
+    feats = encoder(rgb, levels=level)[level - 1]
+    cam = torch.einsum("bc,bchw->bhw", head.weight[labels], feats)[:, None]
+    return F.interpolate(cam, size=rgb.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+
+
+def top_quarter(cam: torch.Tensor) -> torch.Tensor:
+    """``B x H x W`` bool: the pixels at or above each map's 75th percentile."""
+    threshold = cam.flatten(1).quantile(0.75, dim=1)
+    return cam >= threshold[:, None, None]
+
+
+def masked_psnr(pred: torch.Tensor, truth: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """PSNR (dB) of 8-bit RGB over the pixels of ``mask`` (``B x H x W``), one value per image."""
+    a, b = (x.clamp(0, 1).mul(255).round() for x in (pred, truth))
+    err = ((a - b) ** 2).mean(1)  # B x H x W
+    mse = (err * mask).sum((1, 2)) / mask.sum((1, 2)).clamp(min=1)
+    return 10 * torch.log10(255.0 ** 2 / mse.clamp(min=1e-10))
+
+
+@torch.no_grad()
+def measure(model, judge, folder, k: int = 64, r: int = 64, batch_size: int = 16, seed: int = 0,
+            progress: bool = True) -> dict:
+    """The issue's numbers for ``model`` (an SSCN in eval mode) on ``folder`` (an ImageFolder with TPS references).
+
+    ``judge``: a pre-stage ``EncoderClassifier`` whose level-5 CAM of the true class marks the object.
+    """
+    model.eval()
+    judge.eval()
+    hits, n = 0, 0
+    scores = {"semantic_object": [], "random_object": [], "semantic_image": [], "random_image": []}
+    loader = DataLoader(folder, batch_size=batch_size, num_workers=0)
+    for batch in tqdm(loader, desc="semantics", disable=not progress, leave=False):
+        gray_l, ref_lab, labels, rgb = batch["gray_l"], batch["ref_lab"], batch["label"], batch["rgb"]
+        prepared = model.prepare(gray_l, ref_lab)
+        hits += int((prepared.class_logits.argmax(1) == labels).sum())
+        n += len(labels)
+        mask = top_quarter(class_activation(judge.encoder, judge.fc5, rgb, labels))
+        for name, (kk, rr) in (("semantic", (k, r)), ("random", (0, k + r))):
+            indices = select_tokens(prepared.cam, kk, rr, torch.Generator().manual_seed(seed))
+            ab_fine, _, _ = model.fine(prepared, indices)
+            pred = lab_norm_to_rgb(join_lab(gray_l, ab_fine.float()))
+            scores[f"{name}_object"].append(masked_psnr(pred, rgb, mask))
+            scores[f"{name}_image"].append(masked_psnr(pred, rgb, torch.ones_like(mask)))
+    means = {key: float(torch.cat(values).mean()) for key, values in scores.items()}
+    return {"images": n, "cam_top1": hits / max(1, n), "k": k, "r": r, **means,
+            "object_gain_db": means["semantic_object"] - means["random_object"],
+            "image_gain_db": means["semantic_image"] - means["random_image"]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .checkpoint import load_model
+    from .data import ImageFolder
+    from .pretrain import EncoderClassifier, read_pretrained
+
+    parser = argparse.ArgumentParser(prog="python -m sscn.semantics", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--checkpoint", default=None, help="SSCN checkpoint (default: the bundled one)")
+    parser.add_argument("--pretrained", default="bundled",
+                        help="pre-stage checkpoint that judges the object region (default: the bundled one)")
+    parser.add_argument("--data", required=True, help="class folders of labelled photos (e.g. imagenette-144/val)")
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--k", type=int, default=64)
+    parser.add_argument("--r", type=int, default=64)
+    parser.add_argument("--out", default=None, help="write the numbers as JSON here")
+    args = parser.parse_args(argv)
+    try:
+        model = load_model(args.checkpoint)
+        pre = read_pretrained(args.pretrained)
+        judge = EncoderClassifier(pre["config"]["width"], pre["config"]["norm"], len(pre["classes"]))
+        judge.load_state_dict(pre["model"])
+        folder = ImageFolder(args.data, args.size, reference="tps", seed=0, limit=args.limit)
+        if list(folder.classes) != list(pre["classes"]):
+            raise SSCNError(f"{args.data} has other classes than the pre-stage classifier; pass the same dataset's split")
+        result = measure(model, judge, folder, args.k, args.r)
+    except SSCNError as exc:
+        print(f"sscn.semantics: error: {exc}", file=sys.stderr)
+        return 2
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

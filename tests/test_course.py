@@ -1,0 +1,277 @@
+"""The course as a student meets it: what every notebook promises, the exercises, and one training recipe.
+
+- every notebook states in its first cell whether its stored outputs are the full or the
+  smoke run, how long it takes on what hardware, and links to Colab, where its first code
+  cell installs the package;
+- notebooks 01-08 hold at least two exercises, each followed by its worked solution
+  (a code cell tagged ``solution`` whose first line is ``# Solution N.M``); nbval executes
+  the solutions with the rest of the notebook;
+- each notebook ends with links to the previous and the next one;
+- where a model appears (00, 05, 08), the stored outputs come from the trained bundled
+  checkpoint, in a cell that nbval compares with a fresh run;
+- the README's papermill command is the bundled checkpoint's recipe, and it runs as
+  printed (at tiny sizes), with every ``-p`` winning over ``SSCN_SMOKE=1``.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shlex
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+EXERCISE = re.compile(r"^### Exercise (\d+)\.(\d+)\b")
+MODEL_NOTEBOOKS = ("00", "05", "08")
+BUNDLED_NAME = "sscn_imagenette128.pt"
+
+
+def load_build_tool():
+    spec = importlib.util.spec_from_file_location("build_notebooks", ROOT / "tools" / "build_notebooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+build_notebooks = load_build_tool()
+
+
+def cells(path: Path):
+    return nbformat.read(path, as_version=4).cells
+
+
+def text_of(cell) -> str:
+    outputs = []
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "stream":
+            outputs.append(out["text"])
+        elif "text/plain" in out.get("data", {}):
+            outputs.append(out["data"]["text/plain"])
+    return "".join(outputs)
+
+
+def test_the_course_has_its_notebooks():
+    assert [p.name[:2] for p in NOTEBOOKS] == [f"{i:02d}" for i in range(len(NOTEBOOKS))], "notebooks must be numbered 00, 01, ..."
+    assert len(NOTEBOOKS) >= 9
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_first_cell_states_outputs_time_and_colab(path):
+    nb_cells = cells(path)
+    first = nb_cells[0]
+    assert first.cell_type == "markdown" and first.source.startswith(f"# {path.name[:2]} ")
+    assert build_notebooks.stored_mode(nbformat.v4.new_notebook(cells=[first])) in ("full", "smoke")
+    assert "SSCN_SMOKE=1" in first.source, "say what the smoke run changes"
+    assert re.search(r"about \d+(\.\d+)? (s|min)\b", first.source), "give the time a run takes"
+    assert "CPU" in first.source or "GPU" in first.source, "name the hardware"
+    assert "TIME_" not in first.source
+    colab = f"https://colab.research.google.com/github/{build_notebooks.REPOSITORY}/blob/main/notebooks/{path.name}"
+    assert colab in first.source
+    install = next(c for c in nb_cells if c.cell_type == "code")
+    assert '"google.colab" in sys.modules' in install.source
+    assert f"git+https://github.com/{build_notebooks.REPOSITORY}" in install.source
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_no_placeholder_is_left(path):
+    for cell in cells(path):
+        assert not re.search(r"\b(READ|TIME)_[A-Z0-9_]+\b", cell.source), cell.source[:200]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_last_cell_links_to_the_neighbours(path):
+    last = cells(path)[-1]
+    assert last.cell_type == "markdown"
+    index = NOTEBOOKS.index(path)
+    links = re.findall(r"\]\(([^)#]+\.ipynb)", last.source)
+    for target in links:
+        assert (ROOT / "notebooks" / target).exists(), f"{path.name} links to a missing {target}"
+    if index > 0:
+        assert NOTEBOOKS[index - 1].name in links, f"{path.name} does not link to the previous notebook"
+    if index + 1 < len(NOTEBOOKS):
+        assert NOTEBOOKS[index + 1].name in links, f"{path.name} does not link to the next notebook"
+
+
+def exercises(path: Path, nb_cells=None) -> list[tuple[str, object, list]]:
+    """(number, exercise cell, the solution cells after it) for every exercise of a notebook."""
+    nb_cells = cells(path) if nb_cells is None else nb_cells
+    found = []
+    for i, cell in enumerate(nb_cells):
+        match = EXERCISE.match(cell.source) if cell.cell_type == "markdown" else None
+        if match:
+            solution = []
+            for later in nb_cells[i + 1 :]:
+                if "solution" not in later.metadata.get("tags", []):
+                    break
+                solution.append(later)
+            found.append((f"{match.group(1)}.{match.group(2)}", cell, solution))
+    return found
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.name[:2] != "00"], ids=lambda p: p.name)
+def test_two_exercises_with_worked_solutions(path):
+    found = exercises(path)
+    number = int(path.name[:2])
+    assert len(found) >= 2, f"{path.name} has {len(found)} exercises"
+    assert [n for n, _, _ in found] == [f"{number}.{i}" for i in range(1, len(found) + 1)]
+    for n, exercise, solution in found:
+        assert "solution" not in exercise.metadata.get("tags", []), f"exercise {n} must stay visible"
+        assert solution and solution[0].cell_type == "code", f"exercise {n} needs a solution code cell after it"
+        assert solution[0].source.splitlines()[0] == f"# Solution {n}"
+        assert solution[0].metadata.get("jupyter", {}).get("source_hidden"), f"solution {n} should start collapsed"
+        for cell in solution:  # nbval runs them: nothing may skip them
+            assert not {"nbval-skip", "skip-execution", "raises-exception"} & set(cell.metadata.get("tags", []))
+            assert "NBVAL_SKIP" not in cell.source
+        assert solution[0].outputs, f"solution {n} has no stored output: was it executed?"
+
+
+def test_every_solution_tag_belongs_to_an_exercise():
+    for path in NOTEBOOKS:
+        nb_cells = cells(path)
+        attached = {id(cell) for _, _, solution in exercises(path, nb_cells) for cell in solution}
+        loose = [c.source[:60] for c in nb_cells if "solution" in c.metadata.get("tags", []) and id(c) not in attached]
+        assert not loose, f"{path.name}: solution cells without an exercise before them: {loose}"
+
+
+@pytest.mark.parametrize("number", MODEL_NOTEBOOKS)
+def test_stored_outputs_come_from_the_trained_checkpoint(number):
+    """The cell that names the model is compared by nbval with a fresh run, so a stale copy fails;
+    here the committed output itself must name the trained checkpoint and beat gray."""
+    path = next(p for p in NOTEBOOKS if p.name.startswith(number))
+    checked = [c for c in cells(path) if c.cell_type == "code" and "# NBVAL_CHECK_OUTPUT" in c.source
+               and "model:" in c.source]
+    assert checked, f"{path.name} has no checked cell that names its model"
+    stored = "".join(text_of(c) for c in checked)
+    assert f"model: {BUNDLED_NAME}" in stored
+    assert re.search(r"the network beats gray( on this pair)?: True", stored)
+
+
+def test_glossary_has_the_terms():
+    overview = next(p for p in NOTEBOOKS if p.name.startswith("00"))
+    glossary = next(c.source for c in cells(overview) if c.source.startswith("## Glossary"))
+    for term in ("Lab", "AdaIN", "CAM", "token", "TPS", "self-augmentation"):
+        assert f"**{term}" in glossary, term
+
+
+# --------------------------------------------------------------------------- one papermill recipe
+
+
+def resolve(value: str):
+    """A ``-p`` value as papermill's command line reads it: an int, a float, a bool, None or a string."""
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return {"True": True, "False": False, "None": None}.get(value, value)
+
+
+def papermill_commands(text: str) -> list[dict]:
+    """The ``-p`` values of every papermill command in a text, as papermill would parse them."""
+    commands = []
+    for match in re.finditer(r"papermill notebooks/07_training\.ipynb(?:[^\n\\]|\\\n)*", text):
+        words = shlex.split(match.group(0).replace("\\\n", " ").replace("#", " "))
+        params = {words[i + 1]: resolve(words[i + 2]) for i, word in enumerate(words) if word == "-p"}
+        commands.append(params)
+    return commands
+
+
+def recipe() -> tuple[dict, int]:
+    """The bundled run's training settings and its number of steps.
+
+    A run from before the layout settings existed stores none of them; its network's config
+    (read as such a checkpoint is loaded) says which layout it had.
+    """
+    from sscn.checkpoint import bundled_checkpoint, config_from_dict, read_checkpoint
+
+    ckpt = read_checkpoint(bundled_checkpoint())
+    network = config_from_dict(ckpt["config"]).to_dict()
+    layout = {name: network[name] for name in ("encoder_norm", "style_level", "cam_level") if name in network}
+    return {**layout, **ckpt["train_config"]}, ckpt["step"]
+
+
+def compare_with_recipe(params: dict) -> list[str]:
+    """The settings of a papermill command that differ from the bundled run's (empty when none)."""
+    config, steps = recipe()
+    differ = []
+    for name, value in params.items():
+        # where the data and the outputs live, and how the run is shown, are not the recipe; the
+        # bundled run stopped itself at step 3,250 with a time limit, which a fixed steps replaces
+        if name in ("data_dir", "out_dir", "metrics_json", "threads", "n_samples", "time_limit_min"):
+            continue
+        expected = steps if name == "steps" else config[name]
+        if value != expected:
+            differ.append(f"{name} {value!r} (recipe: {expected!r})")
+    return differ
+
+
+def readme_recipe() -> dict:
+    commands = papermill_commands((ROOT / "README.md").read_text())
+    assert commands, "the README has no papermill command for notebooks/07_training.ipynb"
+    return commands[0]
+
+
+def test_readme_papermill_command_is_the_bundled_recipe():
+    params = readme_recipe()
+    for name in ("image_size", "width", "batch_size", "lr", "k", "r", "steps", "preload", "val_every", "val_images",
+                 "encoder_norm", "style_level", "cam_level"):
+        assert name in params, f"the README's papermill command leaves {name} to the notebook's default"
+    assert compare_with_recipe(params) == []
+
+
+def test_notebook_07_commands_and_defaults_are_the_recipe():
+    source = (ROOT / "notebooks" / "src" / "07_training.py").read_text()
+    commands = papermill_commands(source)
+    assert commands[0] == readme_recipe(), "notebook 07 and the README print different recipes"
+    defaults = {}
+    parameters = source.split('# %% tags=["parameters"]')[1].split("# %%")[0]
+    exec(parameters, defaults)
+    assert compare_with_recipe({k: v for k, v in defaults.items() if k in recipe()[0] or k == "steps"}) == []
+
+
+def test_model_card_command_is_the_same_recipe():
+    card = (ROOT / "sscn" / "checkpoints" / "MODEL_CARD.md").read_text()
+    command = re.search(r"python -m sscn\.train(?:[^\n\\]|\\\n)*", card).group(0).replace("\\\n", " ")
+    words = shlex.split(command)
+    flags = {}
+    for i, word in enumerate(words):
+        if word.startswith("--"):
+            value = words[i + 1] if i + 1 < len(words) and not words[i + 1].startswith("--") else True
+            flags[word[2:].replace("-", "_")] = value
+    names = {"topk": "k", "random_tokens": "r"}
+    config, _ = recipe()
+    for flag, value in flags.items():
+        name = names.get(flag, flag)
+        if name in ("data_dir", "out_dir", "steps", "time_limit_min"):
+            continue
+        assert str(config[name]) == str(value) or config[name] == type(config[name])(value), (flag, value)
+    readme = readme_recipe()
+    for name in ("image_size", "width", "batch_size", "lr", "k", "r", "preload"):
+        assert readme[name] == config[name]
+
+
+def test_readme_recipe_runs_as_printed_and_wins_over_smoke(tmp_path, monkeypatch):
+    """The README's command at tiny sizes, under SSCN_SMOKE=1: every -p wins, and the notebook says so."""
+    papermill = pytest.importorskip("papermill")
+    monkeypatch.setenv("SSCN_SMOKE", "1")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    tiny = dict(data_dir="samples", out_dir=str(tmp_path / "run"), image_size=32, steps=2, batch_size=4,
+                val_every=2, val_images=2, log_every=1, ckpt_every=2, num_workers=0,
+                metrics_json=str(tmp_path / "metrics.json"), threads=1, n_samples=1)
+    params = {**readme_recipe(), **tiny}
+    out = tmp_path / "out.ipynb"
+    papermill.execute_notebook(str(ROOT / "notebooks" / "07_training.ipynb"), str(out), parameters=params,
+                               kernel_name="python3", progress_bar=False, cwd=str(tmp_path))
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    config = metrics["config"]
+    for name, value in params.items():
+        if name in config:
+            assert config[name] == value, f"{name}: ran with {config[name]!r}, papermill gave {value!r}"
+    assert metrics["steps"] == 2
+    printed = "".join(text_of(c) for c in nbformat.read(out, as_version=4).cells)
+    assert "SSCN_SMOKE=1 IGNORED for the parameters given explicitly to papermill" in printed
+    assert "lr = 0.0002" in printed
