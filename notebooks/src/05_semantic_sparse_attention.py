@@ -2,7 +2,7 @@
 # # 05 · Semantic-sparse attention and the LDT decoder: the fine stage, and the whole network
 #
 # [Open in Colab](https://colab.research.google.com/github/sscn-course/sscn/blob/main/notebooks/05_semantic_sparse_attention.ipynb)
-# · CPU only · full run about 1 min, smoke run about 15 s of CPU time on a 2-core CPU
+# · CPU only · full run about 15 s to 1 min, smoke run about 15 s of CPU time on a 2-core CPU
 # · words in *italics* are explained in the [glossary](00_overview.ipynb#Glossary)
 #
 # **Stored outputs: full run**, with the bundled trained checkpoint
