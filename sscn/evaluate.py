@@ -652,17 +652,22 @@ def sweep_table_markdown(rows: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
+def write_means(rows, columns: Sequence[str], markdown: str, csv_path: Path, markdown_path: Path) -> None:
+    """Each row's means (``row.as_dict()``) as a CSV with ``columns``, and the Markdown table beside it."""
+    with csv_path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(row.as_dict() for row in rows)
+    markdown_path.write_text(markdown + "\n")
+
+
 def write_results(rows: Sequence[ResultRow], out_dir: str | Path, stem: str = "results") -> dict[str, Path]:
     """Write ``<stem>.csv`` (means), ``<stem>.md`` (the Markdown table) and
     ``<stem>_per_image.csv`` (every photo's scores) under ``out_dir``; returns the paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out / f"{stem}.csv", "markdown": out / f"{stem}.md", "per_image": out / f"{stem}_per_image.csv"}
-    with paths["csv"].open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(row.as_dict() for row in rows)
-    paths["markdown"].write_text(results_table_markdown(rows) + "\n")
+    write_means(rows, COLUMNS, results_table_markdown(rows), paths["csv"], paths["markdown"])
     with paths["per_image"].open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["method", "reference", "index", "name", "psnr", "ssim", "psnr_ab"])

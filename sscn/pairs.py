@@ -411,11 +411,9 @@ def write_results(rows: Sequence[SameClassRow], pairs: Sequence[Pair], out_dir: 
     out.mkdir(parents=True, exist_ok=True)
     paths = {"csv": out / f"{stem}.csv", "markdown": out / f"{stem}.md", "per_image": out / f"{stem}_per_image.csv",
              "pairs": out / "pairs.csv"}
-    with paths["csv"].open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(row.as_dict() for row in rows)
-    paths["markdown"].write_text(results_table_markdown(rows) + "\n")
+    from .evaluate import write_means  # evaluate imports this module
+
+    write_means(rows, COLUMNS, results_table_markdown(rows), paths["csv"], paths["markdown"])
     with paths["per_image"].open("w", newline="") as handle:
         writer = csv.writer(handle)
         names = (*SAME_CLASS_METRICS, "palette_truth")
