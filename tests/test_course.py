@@ -14,7 +14,6 @@
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shlex
@@ -30,14 +29,7 @@ MODEL_NOTEBOOKS = ("00", "05", "08")
 BUNDLED_NAME = "sscn_imagenette128.pt"
 
 
-def load_build_tool():
-    spec = importlib.util.spec_from_file_location("build_notebooks", ROOT / "tools" / "build_notebooks.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-build_notebooks = load_build_tool()
+from test_notebooks_clean import build_notebooks  # the build tool, loaded once
 
 
 def cells(path: Path):
