@@ -73,7 +73,7 @@ SMOKE = smoke_mode()  # SSCN_SMOKE=1
 plt.rcParams["figure.dpi"] = 72  # modest figures keep the stored notebook small
 
 # %% tags=["parameters"]
-checkpoint = ""  # empty: the bundled checkpoint; untrained: the same network, randomly initialised
+checkpoint = ""  # empty: the bundled checkpoint; untrained: the same network with random weights
 data_dir = ""  # empty: the built-in sample photos; else a folder of photos or the Imagenette root
 split = "val"
 size = 128
