@@ -121,11 +121,11 @@ def _train(args) -> int:
 
 def _pretrain(args) -> int:
     import json
-    from dataclasses import fields
 
     from .pretrain import PretrainConfig, pretrain
+    from .train import config_from_args
 
-    summary = pretrain(PretrainConfig(**{f.name: getattr(args, f.name) for f in fields(PretrainConfig)}))
+    summary = pretrain(config_from_args(args, PretrainConfig))
     print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))
     return 0
 

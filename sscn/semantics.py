@@ -21,20 +21,18 @@ import sys
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from .color import join_lab, lab_norm_to_rgb
 from .errors import SSCNError
 from .models.attention import select_tokens
+from .models.cam import class_activation_map
 
 
 def class_activation(encoder, head: torch.nn.Linear, rgb: torch.Tensor, labels: torch.Tensor, level: int = 5) -> torch.Tensor:
     """CAM of class ``labels`` (Zhou et al. 2016): ``sum_c w_{y,c} F_level,c``, upsampled to the photo: ``B x H x W``."""
-    feats = encoder(rgb, levels=level)[level - 1]
-    cam = torch.einsum("bc,bchw->bhw", head.weight[labels], feats)[:, None]
-    return F.interpolate(cam, size=rgb.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
+    return class_activation_map(head, encoder(rgb, levels=level)[level - 1], labels, rgb.shape[-2:])
 
 
 def top_quarter(cam: torch.Tensor) -> torch.Tensor:

@@ -488,8 +488,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_class) -> None:
             parser.add_argument(*flags, dest=f.name, type={"int": int, "float": float, "str": str}[f.type], default=default)
 
 
-def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    return TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig)})
+def config_from_args(args: argparse.Namespace, config_class=TrainConfig):
+    """The config dataclass (``TrainConfig`` or ``PretrainConfig``) that ``add_config_arguments`` flags describe."""
+    return config_class(**{f.name: getattr(args, f.name) for f in fields(config_class)})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,13 @@ from torch import nn
 import torch.nn.functional as F
 
 
+def class_activation_map(fc: nn.Linear, feats: torch.Tensor, cls: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``CAM_c = sum_k w_{c,k} F_k`` of class ``cls`` (``B``) for the linear head ``fc`` over pooled
+    ``feats`` (``B x C x h x w``), resized bilinearly to ``size``: ``B x H x W``, unnormalised."""
+    cam = torch.einsum("bc,bchw->bhw", fc.weight[cls], feats)[:, None]
+    return F.interpolate(cam, size=size, mode="bilinear", align_corners=False)[:, 0]
+
+
 class CAMClassifier(nn.Module):
     def __init__(self, in_channels: int, num_classes: int):
         super().__init__()
@@ -23,8 +30,6 @@ class CAMClassifier(nn.Module):
         CAM ``B x (H/4 * W/4)`` scaled to [0, 1] per image)."""
         logits = self.fc(feats5.mean(dim=(2, 3)))
         cls = logits.argmax(1) if labels is None else labels
-        weights = self.fc.weight[cls]  # B x C
-        cam = torch.einsum("bc,bchw->bhw", weights, feats5)[:, None]
-        cam = F.interpolate(cam, size=token_hw, mode="bilinear", align_corners=False).flatten(1)
+        cam = class_activation_map(self.fc, feats5, cls, token_hw).flatten(1)
         low, high = cam.amin(1, keepdim=True), cam.amax(1, keepdim=True)
         return logits, (cam - low) / (high - low).clamp(min=1e-6)
