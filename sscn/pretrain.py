@@ -328,6 +328,14 @@ def read_pretrained(path: str | Path) -> dict:
     return ckpt
 
 
+def pretrained_classifier(path: str | Path = "bundled") -> tuple[EncoderClassifier, list[str]]:
+    """The pre-stage classifier of a checkpoint (``"bundled"``: the shipped one), in eval mode, and its classes."""
+    ckpt = read_pretrained(path)
+    classifier = EncoderClassifier(ckpt["config"]["width"], ckpt["config"]["norm"], len(ckpt["classes"]))
+    classifier.load_state_dict({k: v.float() for k, v in ckpt["model"].items()})
+    return classifier.eval(), list(ckpt["classes"])
+
+
 def load_pretrained_encoder(model, path: str | Path, classes: list[str] | None = None) -> None:
     """Start an SSCN from a pre-stage checkpoint: its reference encoder, GCT's gray encoder
     (the first four levels of the same weights) and the CAM classifier (the head on the

@@ -79,10 +79,64 @@ def measure(model, judge, folder, k: int = 64, r: int = 64, batch_size: int = 16
             "image_gain_db": means["semantic_image"] - means["random_image"]}
 
 
+@torch.no_grad()
+def cam_panels(model, judge, classes: list[str], photos: torch.Tensor, labels: torch.Tensor | None, k: int = 64) -> list[dict]:
+    """For each photo (``B x 3 x H x W`` sRGB): the predicted class, its CAM and top-k tokens under two
+    classifiers, the SSCN's own (``model``, through Lab as inference does) and the pre-stage's (``judge``).
+
+    Returns one dict per classifier: ``name``, ``predicted`` (``B``), ``cam`` (``B x H/4 x W/4``
+    in [0, 1]), ``topk`` (``B x k`` token indices), ``correct`` (``B`` bool, or None without ``labels``).
+    """
+    from .color import rgb_to_lab_norm
+
+    hw = (photos.shape[-2] // 4, photos.shape[-1] // 4)
+    prepared = model.eval().prepare(rgb_to_lab_norm(photos)[:, :1], rgb_to_lab_norm(photos), coarse_only=True)
+    rows = [("the SSCN's own classifier", prepared.class_logits.argmax(1), prepared.cam)]
+    logits5, _ = judge.eval()(photos)
+    predicted = logits5.argmax(1)
+    cam = class_activation_map(judge.fc5, judge.encoder(photos, levels=5)[4], predicted, hw).flatten(1)
+    low, high = cam.amin(1, keepdim=True), cam.amax(1, keepdim=True)
+    rows.append(("the pre-stage classifier", predicted, (cam - low) / (high - low).clamp(min=1e-6)))
+    return [{"name": name, "predicted": pred, "cam": c.reshape(-1, *hw), "topk": c.topk(k, dim=1).indices,
+             "correct": None if labels is None else pred == labels} for name, pred, c in rows]
+
+
+def cam_figure(panels: list[dict], photos: torch.Tensor, class_names: list[str], k: int = 64):
+    """One row per classifier of :func:`cam_panels`: each photo with the CAM of the predicted class
+    (title: the class, with a tick or a cross where the truth is known) and its top-k tokens."""
+    import matplotlib.pyplot as plt
+
+    from .viz import PANEL, TOPK_COLOR, mark_tokens, overlay_map
+
+    fig, axes = plt.subplots(len(panels), len(photos), figsize=(PANEL * 0.8 * len(photos), PANEL * 0.95 * len(panels)),
+                             squeeze=False)
+    for row, panel in zip(axes, panels):
+        for col, ax in enumerate(row):
+            name = class_names[int(panel["predicted"][col])]
+            mark = "" if panel["correct"] is None else (" \u2713" if panel["correct"][col] else " \u2717")
+            overlay_map(ax, photos[col], panel["cam"][col], f"{name}{mark}", gamma=1.0)
+            mark_tokens(ax, panel["topk"][col], panel["cam"].shape[-1], TOPK_COLOR, f"top-{k}" if col == 0 else None, size=6)
+        row[0].text(-0.06, 0.5, panel["name"], rotation=90, ha="right", va="center", fontsize=8,
+                    transform=row[0].transAxes)
+    axes[0, 0].legend(loc="lower left", fontsize=6, framealpha=0.8)
+    fig.tight_layout()
+    return fig
+
+
+def one_per_class(folder, count: int) -> list[int]:
+    """Indices of the first photo of ``count`` classes spread over the folder's classes."""
+    first = {}
+    for index, label in enumerate(folder.labels):
+        first.setdefault(label, index)
+    classes = sorted(first)
+    step = max(1, len(classes) // count)
+    return [first[c] for c in classes[::step][:count]]
+
+
 def main(argv: list[str] | None = None) -> int:
     from .checkpoint import load_model
     from .data import ImageFolder
-    from .pretrain import EncoderClassifier, read_pretrained
+    from .pretrain import pretrained_classifier
 
     parser = argparse.ArgumentParser(prog="python -m sscn.semantics", description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", default=None, help="SSCN checkpoint (default: the bundled one)")
@@ -94,15 +148,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--k", type=int, default=64)
     parser.add_argument("--r", type=int, default=64)
     parser.add_argument("--out", default=None, help="write the numbers as JSON here")
+    parser.add_argument("--figure", default=None,
+                        help="instead of measuring, draw both classifiers' CAMs on one photo of 6 classes (PNG)")
     args = parser.parse_args(argv)
     try:
         model = load_model(args.checkpoint)
-        pre = read_pretrained(args.pretrained)
-        judge = EncoderClassifier(pre["config"]["width"], pre["config"]["norm"], len(pre["classes"]))
-        judge.load_state_dict(pre["model"])
+        judge, judge_classes = pretrained_classifier(args.pretrained)
         folder = ImageFolder(args.data, args.size, reference="tps", seed=0, limit=args.limit)
-        if list(folder.classes) != list(pre["classes"]):
+        if list(folder.classes) != judge_classes:
             raise SSCNError(f"{args.data} has other classes than the pre-stage classifier; pass the same dataset's split")
+        if args.figure:
+            from .data import IMAGENETTE_CLASSES
+            from .gallery import save_figure
+
+            chosen = one_per_class(folder, 6)
+            photos = torch.stack([folder[i]["rgb"] for i in chosen])
+            labels = torch.tensor([folder.labels[i] for i in chosen])
+            names = [IMAGENETTE_CLASSES.get(c, c) for c in judge_classes]
+            fig = cam_figure(cam_panels(model, judge, names, photos, labels, args.k), photos, names, args.k)
+            save_figure(fig, args.figure, dpi=64)
+            print(f"wrote {args.figure}")
+            return 0
         result = measure(model, judge, folder, args.k, args.r)
     except SSCNError as exc:
         print(f"sscn.semantics: error: {exc}", file=sys.stderr)

@@ -59,7 +59,9 @@ class TrainConfig:
     style_level: int = 6  # the reference level the style vector reads (paper: the last)
     cam_level: int = 5  # the reference level the CAM classifier reads (paper: the fifth)
     encoder_from: str = ""  # a pre-stage checkpoint (sscn pretrain; "bundled": the shipped one) to start from
+    freeze_encoder: bool = False  # keep the pre-stage encoders fixed (weights and batch-norm statistics)
     violent_share: float = 0.1  # share of violently warped (semantically unrelated) pairs
+    same_class_share: float = 0.0  # share of pairs whose reference is another photo of the target's class
     w_coarse: float = 100.0
     w_fine: float = 100.0
     w_cls: float = 0.1
@@ -107,6 +109,9 @@ class TrainConfig:
             (self.r >= 0, "r", ">= 0"),
             (self.dense or self.k + self.r >= 1, "k", "such that k + r >= 1 (or set dense)"),
             (0 <= self.violent_share <= 1, "violent_share", "in [0, 1]"),
+            (0 <= self.same_class_share <= 1, "same_class_share", "in [0, 1]"),
+            (not self.freeze_encoder or bool(self.encoder_from), "freeze_encoder",
+             "used with encoder_from (a random encoder is not worth freezing)"),
             (self.similarity in ("cosine", "dot"), "similarity", "'cosine' or 'dot'"),
             (self.encoder_norm in ("batch", "none"), "encoder_norm", "'batch' or 'none'"),
             (4 <= self.style_level <= 6, "style_level", "4, 5 or 6"),
@@ -241,27 +246,65 @@ def step_generator(seed: int, step: int) -> torch.Generator:
 
 
 def make_batch(batch: dict, device: torch.device, generator: torch.Generator, violent_share: float,
-               channels_last: bool = False):
+               channels_last: bool = False, same_class: torch.Tensor | None = None):
     """Targets (randomly flipped) and their TPS references, all drawn from ``generator``.
 
-    ``channels_last``: the network's inputs (L and the reference) in NHWC, as the
-    convolutions of a channels-last model want them."""
+    ``same_class``: ``B x 3 x H x W`` Lab references (another photo of each target's class)
+    with a ``B`` bool ``"use"`` mask as :func:`same_class_references` returns them; where the
+    mask is set they replace the TPS reference (He et al. 2018's pairs; the loss still reads
+    the target's own colours). ``channels_last``: the network's inputs (L and the reference)
+    in NHWC, as the convolutions of a channels-last model want them."""
     gray_l = batch["gray_l"].to(device, torch.float32, non_blocking=True)
     ab = batch["ab"].to(device, torch.float32, non_blocking=True)
     flip = (torch.rand(len(gray_l), generator=generator) < 0.5).to(device)[:, None, None, None]
     gray_l, ab = torch.where(flip, gray_l.flip(-1), gray_l), torch.where(flip, ab.flip(-1), ab)
     target_lab = join_lab(gray_l, ab)
     ref_lab = training_references(target_lab, generator, violent_share)
+    if same_class is not None:
+        refs, use = same_class
+        ref_lab = torch.where(use.to(device)[:, None, None, None], refs.to(device, torch.float32), ref_lab)
     if channels_last:
         gray_l, ref_lab = (x.contiguous(memory_format=torch.channels_last) for x in (gray_l, ref_lab))
     return gray_l, ab, ref_lab, batch["label"].to(device)
 
 
+def same_class_references(indices: list[int], share: float, sampler, fetch, generator: torch.Generator, step: int):
+    """(``B x 3 x H x W`` references, ``B`` bool mask) or None: for a ``share`` of the ``indices``
+    (drawn from ``generator``) the Lab of another photo of the same class, drawn by ``sampler``
+    (a :class:`sscn.pairs.SameClassSampler`) afresh at each ``step``; ``fetch(indices)`` ->
+    ``(gray_l, ab)``. Only the chosen partners are fetched; a class with one photo keeps its
+    TPS reference."""
+    use = torch.rand(len(indices), generator=generator) < share
+    partners = [sampler.draw(i, epoch=step) if chosen else None for i, chosen in zip(indices, use.tolist())]
+    use &= torch.tensor([p is not None for p in partners])
+    chosen = [p for p in partners if p is not None]
+    if not chosen:
+        return None
+    gray_l, ab = fetch(chosen)
+    found = join_lab(gray_l.float(), ab.float())
+    refs = found.new_zeros((len(indices), *found.shape[1:]))
+    refs[use.to(found.device)] = found
+    return refs, use
+
+
+def freeze_encoders(model: SSCN) -> list[torch.nn.Module]:
+    """Fix the pre-stage's encoders (E, and GCT's gray encoder): no gradients, batch norm in eval mode.
+
+    The reference encoder then keeps the classifier's semantics, and a step skips their
+    weight gradients (``benchmarks/README.md`` has the speed)."""
+    frozen = [model.encoder, model.gct.encoder]
+    for module in frozen:
+        module.requires_grad_(False)
+        module.eval()
+    return frozen
+
+
 @torch.no_grad()
 def validate(model: SSCN, loader, device) -> float:
-    """Mean PSNR (8-bit RGB) of the fine result on the fixed validation pairs."""
+    """Mean PSNR (8-bit RGB) of the fine result on the fixed validation pairs; each module's mode is kept."""
     from .evaluate import psnr
 
+    modes = {module: module.training for module in model.modules()}
     model.eval()
     scores = []
     for batch in loader:
@@ -269,7 +312,8 @@ def validate(model: SSCN, loader, device) -> float:
         out = model(gray_l, ref_lab, seed=0)
         pred = lab_norm_to_rgb(join_lab(gray_l, out.ab_fine.float()))
         scores.append(psnr(pred.cpu(), batch["rgb"]))
-    model.train()
+    for module, training in modes.items():
+        module.train(training)
     values = torch.cat(scores)
     return float(values[torch.isfinite(values)].mean())
 
@@ -314,7 +358,9 @@ def _train(cfg: TrainConfig, progress: bool, on_log) -> dict:
         load_pretrained_encoder(model, cfg.encoder_from, list(train_set.classes))
     if cfg.channels_last:  # before the optimizer, so Adam's moments take the same layout
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    if cfg.freeze_encoder:
+        freeze_encoders(model)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
     weights = LossWeights(cfg.w_coarse, cfg.w_fine, cfg.w_cls, cfg.w_hist, cfg.w_tv)
 
     step, history, saved_step = 0, [], None
@@ -381,6 +427,19 @@ def _train(cfg: TrainConfig, progress: bool, on_log) -> dict:
     cache = preload(train_set, device, cfg.num_workers) if cfg.preload else None
 
     model.train()
+    if cfg.freeze_encoder:
+        freeze_encoders(model)
+    partner_sampler = None
+    if cfg.same_class_share > 0:
+        from .pairs import SameClassSampler
+
+        partner_sampler = SameClassSampler(train_set.labels, cfg.seed)
+        if cache is not None:
+            fetch = lambda chosen: (cache["gray_l"][torch.as_tensor(chosen, device=device)],  # noqa: E731
+                                    cache["ab"][torch.as_tensor(chosen, device=device)])
+        else:
+            fetch = lambda chosen: tuple(torch.stack([train_set[j][key] for j in chosen])  # noqa: E731
+                                         for key in ("gray_l", "ab"))
     start_step, started = step, time.time()
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank != 0, desc="train", dynamic_ncols=True)
     seen, tick = 0, time.time()
@@ -394,9 +453,14 @@ def _train(cfg: TrainConfig, progress: bool, on_log) -> dict:
             loader = ({key: value[torch.as_tensor(b, device=value.device)] for key, value in cache.items()} for b in batches)
         else:
             loader = DataLoader(train_set, batch_sampler=batches, num_workers=cfg.num_workers, pin_memory=device.type == "cuda")
-        for batch in loader:
+        for indices, batch in zip(batches, loader):
             generator = step_generator(cfg.seed * world + rank, step)
-            gray_l, ab, ref_lab, labels = make_batch(batch, device, generator, cfg.violent_share, cfg.channels_last)
+            same_class = None
+            if partner_sampler is not None:  # its own generator: the TPS draws stay those of a run without it
+                pair_generator = torch.Generator().manual_seed(step_generator(cfg.seed * world + rank, step).initial_seed() + 2**40)
+                same_class = same_class_references(indices, cfg.same_class_share, partner_sampler, fetch, pair_generator, step)
+            gray_l, ab, ref_lab, labels = make_batch(batch, device, generator, cfg.violent_share, cfg.channels_last,
+                                                     same_class)
             with autocast_for(device, cfg.amp):
                 out = net(gray_l, ref_lab, labels, generator=generator)
             total, terms = sscn_loss(out, ab, labels, weights)

@@ -65,6 +65,30 @@ def test_sscn_starts_from_the_pretrained_encoder(pretrained):
         load_pretrained_encoder(SSCN(SSCNConfig(width=0.25, num_classes=3)), f"{cfg.out_dir}/last.pt")
 
 
+def test_frozen_encoder_keeps_the_pre_stage_and_the_rest_learns(pretrained, tmp_path):
+    from sscn.train import TrainConfig, train
+
+    cfg, _ = pretrained
+    run = TrainConfig(data_dir=cfg.data_dir, out_dir=str(tmp_path), image_size=32, width=0.125, batch_size=6, k=4, r=4,
+                      steps=3, lr=1e-3, num_workers=0, val_images=4, val_every=3, log_every=1, ckpt_every=1000,
+                      encoder_from=f"{cfg.out_dir}/last.pt", freeze_encoder=True)
+    train(run, progress=False)
+    start = torch.load(f"{cfg.out_dir}/last.pt", weights_only=True)["model"]
+    trained = torch.load(tmp_path / "last.pt", weights_only=True)["model"]
+    # weights and batch-norm statistics alike: the encoder ran in eval mode
+    encoder = {k: v for k, v in start.items() if k.startswith("encoder.")}
+    assert any("running_mean" in k for k in encoder)
+    for key, value in encoder.items():
+        assert torch.equal(trained[key], value), key
+        if f"gct.{key}" in trained:  # GCT's gray encoder holds the first four levels
+            assert torch.equal(trained[f"gct.{key}"], value), key
+    assert not torch.equal(trained["cam.fc.weight"], start["fc5.weight"])  # the CAM head still learns
+    fresh = SSCN(SSCNConfig(width=0.125, num_classes=3, k=4, r=4)).state_dict()
+    assert any(not torch.equal(trained[k], fresh[k]) for k in fresh if k.startswith("ldt."))
+    with pytest.raises(SSCNError, match="freeze_encoder"):
+        TrainConfig(freeze_encoder=True).validate()
+
+
 def test_pretrain_resumes_where_it_stopped(tmp_path):
     root = _striped_folder(tmp_path / "data", per_class=4)
     common = dict(data_dir=str(root), width=0.125, image_size=32, crop=32, batch_size=6, lr=1e-3)

@@ -270,3 +270,41 @@ def test_notebook_07_rejects_a_bad_parameter_in_its_first_cell(tmp_path, monkeyp
     with pytest.raises(SSCNError, match=message):
         exec(first, namespace)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_same_class_references_replace_the_chosen_share():
+    from sscn.pairs import SameClassSampler
+
+    labels = [0, 0, 0, 1, 1, 2]
+    photos = torch.arange(len(labels), dtype=torch.float32)[:, None, None, None].expand(-1, 3, 4, 4) / 10
+    fetch = lambda chosen: (photos[chosen, :1], photos[chosen, 1:])  # noqa: E731
+    sampler = SameClassSampler(labels, seed=0)
+    indices = [0, 1, 2, 3, 4, 5]
+    refs, use = train_module.same_class_references(indices, 1.0, sampler, fetch, torch.Generator().manual_seed(0), 0)
+    assert use.tolist() == [True] * 5 + [False]  # class 2 has one photo: it keeps its TPS reference
+    for i in range(5):
+        partner = int(round(float(refs[i, 0, 0, 0]) * 10))
+        assert partner != i and labels[partner] == labels[i]
+        torch.testing.assert_close(refs[i], join_lab(photos[partner, :1], photos[partner, 1:]))
+    assert train_module.same_class_references(indices, 0.0, sampler, fetch, torch.Generator(), 0) is None
+    half = [train_module.same_class_references(indices * 50, 0.5, sampler, fetch, torch.Generator().manual_seed(s), s)
+            for s in range(4)]
+    share = sum(float(u.float().mean()) for _, u in half) / 4
+    assert 0.35 < share < 0.5  # half of the five that have a partner, none of the sixth
+
+    # make_batch puts them where the mask says and leaves the TPS references elsewhere
+    batch = {"gray_l": photos[:, :1] * 0, "ab": photos[:, 1:] * 0, "label": torch.tensor(labels)}
+    _, _, plain, _ = train_module.make_batch(batch, torch.device("cpu"), torch.Generator().manual_seed(1), 0.1)
+    _, _, mixed, _ = train_module.make_batch(batch, torch.device("cpu"), torch.Generator().manual_seed(1), 0.1,
+                                             same_class=(refs, use))
+    torch.testing.assert_close(mixed[use], refs[use])
+    torch.testing.assert_close(mixed[~use], plain[~use])
+
+
+@pytest.mark.parametrize("preload", [False, True])
+def test_training_with_same_class_references(tmp_path, cache_home, preload):
+    cfg = TrainConfig(**TINY, steps=2, same_class_share=0.5, preload=preload, out_dir=str(tmp_path))
+    summary = train(cfg, progress=False)
+    assert summary["steps"] == 2 and math.isfinite(summary["last_loss"])
+    with pytest.raises(SSCNError, match="same_class_share"):
+        TrainConfig(same_class_share=1.5).validate()
