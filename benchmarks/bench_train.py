@@ -3,6 +3,7 @@
     python benchmarks/bench_train.py                              # CPU: widths 0.25 and 0.5, sparse and dense
     python benchmarks/bench_train.py --before --contiguous --threads 1   # before / after issue 7; 1 thread
     python benchmarks/bench_train.py --float32 --bf16 --pretrain          # precision paths and the pre-stage
+    python benchmarks/bench_train.py --widths 0.25 --frozen               # sscn train --freeze-encoder
     python benchmarks/bench_train.py --device cuda --batch-size 32 --steps 50
 
 One step is what ``sscn.train.train`` does per batch: ``make_batch`` (random flips and
@@ -21,7 +22,9 @@ they share the machine's load and their ratio holds where the absolute rates dri
   was then (``forward_before`` in ``bench_attention.py``: the scale applied to the
   N x S logits rather than the N x d queries);
 - ``--float32``: the plain float32 eager path (``sscn train --no-amp``), the old default;
-- ``--bf16``: bf16 autocast forced on, whether or not the device computes bf16 natively.
+- ``--bf16``: bf16 autocast forced on, whether or not the device computes bf16 natively;
+- ``--frozen``: the step of ``sscn train --encoder-from ... --freeze-encoder``: both
+  encoders fixed (no weight gradients, batch norm in eval mode), the rest learning.
 
 ``--pretrain`` also times the pre-stage classifier's step (``sscn pretrain``: the
 encoder with batch norm and its two heads, batch 64 of 112 px crops, AdamW) in the
@@ -49,12 +52,12 @@ from sscn.models import SSCN, SSCNConfig
 from sscn.models.attention import Correspondence
 from sscn.precision import autocast_for, describe as describe_precision
 from sscn.pretrain import EncoderClassifier, augment
-from sscn.train import TrainConfig, make_batch, step_generator
+from sscn.train import TrainConfig, freeze_encoders, make_batch, step_generator
 from bench_attention import forward_before  # beside this script
 from machine import describe
 
 VARIANTS = {"now": "as sscn train runs it", "contiguous": "now, NCHW memory format", "before": "before issue 7",
-            "float32": "float32 (--no-amp)", "bf16": "bf16 autocast forced"}
+            "float32": "float32 (--no-amp)", "bf16": "bf16 autocast forced", "frozen": "encoders frozen"}
 
 
 def precision_of(variant: str, device: str):
@@ -67,7 +70,7 @@ def precision_of(variant: str, device: str):
 
 
 def channels_last_in(variant: str) -> bool:
-    return variant in ("now", "float32", "bf16") and TrainConfig.channels_last
+    return variant in ("now", "float32", "bf16", "frozen") and TrainConfig.channels_last
 
 
 def setup(width: float, dense: bool, k: int, r: int, size: int, batch_size: int, device: str, variant: str):
@@ -79,7 +82,9 @@ def setup(width: float, dense: bool, k: int, r: int, size: int, batch_size: int,
         for module in model.modules():
             if isinstance(module, Correspondence):
                 module.forward = types.MethodType(forward_before, module)
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    if variant == "frozen":
+        freeze_encoders(model)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     photos = torch.stack([rgb for _, rgb in sample_photos(size=size)])
     picks = torch.arange(batch_size) % len(photos)
     gray_l, ab = split_lab(rgb_to_lab_norm(photos[picks]))
@@ -157,7 +162,9 @@ def run_case(call: str, label: str, variants: list[str]) -> None:
     rate = json.loads(done.stdout.strip().splitlines()[-1])
     line = f"{label}: {rate['now']:7.1f} images/s"
     for name in variants[1:]:
-        line += f"; {VARIANTS[name]} {rate[name]:7.1f} images/s (now {rate['now'] / rate[name]:.2f}x faster)"
+        ratio = (f"{rate[name] / rate['now']:.2f}x the rate of now" if name == "frozen"
+                 else f"now {rate['now'] / rate[name]:.2f}x faster")
+        line += f"; {VARIANTS[name]} {rate[name]:7.1f} images/s ({ratio})"
     print(line, flush=True)
 
 def main(argv=None) -> None:
@@ -178,11 +185,13 @@ def main(argv=None) -> None:
                         help="torch threads on the CPU (default: the cores the load average leaves idle, as sscn colorize)")
     parser.add_argument("--contiguous", action="store_true", help="also time the step in the NCHW memory format")
     parser.add_argument("--before", action="store_true", help="also time the step as it was before issue 7")
+    parser.add_argument("--frozen", action="store_true", help="also time the step with both encoders frozen")
     args = parser.parse_args(argv)
     threads = args.threads or threads_for_load()
     torch.set_num_threads(threads)
     variants = (["now"] + (["contiguous"] if args.contiguous else []) + (["before"] if args.before else [])
-                + (["float32"] if args.float32 else []) + (["bf16"] if args.bf16 else []))
+                + (["float32"] if args.float32 else []) + (["bf16"] if args.bf16 else [])
+                + (["frozen"] if args.frozen else []))
     print(f"training step at {args.size} px, batch {args.batch_size}, k = r = {args.k if args.k == args.r else (args.k, args.r)} "
           f"(sparse), now in {describe_precision(torch.device(args.device))}; {describe(args.device, threads)}, "
           f"torch {torch.__version__}")

@@ -38,12 +38,13 @@ def test_bench_attention(tmp_path):
 
 def test_bench_train(tmp_path):
     out = run_script("bench_train.py", "--widths", "0.125", "--size", "32", "--k", "4", "--r", "4",
-                     "--steps", "1", "--threads", "1", "--contiguous", "--before", "--float32", "--bf16", "--pretrain",
+                     "--steps", "1", "--threads", "1", "--contiguous", "--before", "--float32", "--bf16", "--frozen", "--pretrain",
                      "--pretrain-batch-size", "4", "--pretrain-crop", "32", tmp_path=tmp_path)
     lines = [line for line in out.splitlines() if line.startswith("width 0.125")]
     assert len(lines) == 2  # sparse and dense
-    for line in lines:  # contiguous, before, float32, bf16
+    for line in lines:  # contiguous, before, float32, bf16; then frozen encoders
         assert len(re.findall(r"now (\d+\.\d+)x faster", line)) == 4, line
+        assert re.search(r"encoders frozen +\d+\.\d+ images/s \(\d+\.\d+x the rate of now\)", line), line
     pre = [line for line in out.splitlines() if line.startswith("pre-stage width 0.125")]
     assert len(pre) == 1 and len(re.findall(r"now (\d+\.\d+)x faster", pre[0])) == 2, out
 

@@ -180,3 +180,36 @@ def test_the_bundled_pre_stage_loads_into_an_sscn():
     shipped = torch.load(BUNDLED_PRETRAIN, weights_only=True)["model"]
     assert torch.equal(model.cam.fc.weight, shipped["fc5.weight"].float())  # stored in float16, loaded as float32
     assert model.cam.fc.weight.dtype == torch.float32
+
+
+def test_cam_panels_of_both_classifiers():
+    import types
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from sscn.color import rgb_to_lab_norm
+    from sscn.data import sample_photos
+    from sscn.pretrain import pretrained_classifier
+    from sscn.semantics import cam_figure, cam_panels, one_per_class
+
+    judge, classes = pretrained_classifier("bundled")
+    assert not judge.training and len(classes) == 10
+    model = load_model(None)
+    photos = torch.stack([rgb for _, rgb in sample_photos(size=64)][:3])
+    labels = torch.tensor([0, 1, 2])
+    with torch.no_grad():
+        ours, pre = cam_panels(model, judge, classes, photos, labels, k=8)
+        lab = rgb_to_lab_norm(photos)
+        expected = model(lab[:, :1], lab, coarse_only=True)
+        judge_logits = judge(photos)[0]
+    assert torch.equal(ours["predicted"], expected.class_logits.argmax(1))
+    torch.testing.assert_close(ours["cam"].flatten(1), expected.cam)
+    assert torch.equal(pre["predicted"], judge_logits.argmax(1))
+    for panel in (ours, pre):
+        assert panel["cam"].shape == (3, 16, 16) and float(panel["cam"].amax()) == 1.0
+        assert torch.equal(panel["topk"], panel["cam"].flatten(1).topk(8, dim=1).indices)
+        assert torch.equal(panel["correct"], panel["predicted"] == labels)
+    assert len(cam_figure([ours, pre], photos, classes, 8).axes) == 6
+    folder = types.SimpleNamespace(labels=[0, 0, 1, 1, 1, 2, 3])
+    assert one_per_class(folder, 4) == [0, 2, 5, 6] and one_per_class(folder, 2) == [0, 5]
