@@ -246,7 +246,7 @@ def step_generator(seed: int, step: int) -> torch.Generator:
 
 
 def make_batch(batch: dict, device: torch.device, generator: torch.Generator, violent_share: float,
-               channels_last: bool = False, same_class: torch.Tensor | None = None):
+               channels_last: bool = False, same_class: tuple[torch.Tensor, torch.Tensor] | None = None):
     """Targets (randomly flipped) and their TPS references, all drawn from ``generator``.
 
     ``same_class``: ``B x 3 x H x W`` Lab references (another photo of each target's class)
