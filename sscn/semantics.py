@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from .color import join_lab, lab_norm_to_rgb
 from .errors import SSCNError
 from .models.attention import select_tokens
-from .models.cam import class_activation_map
+from .models.cam import CAMClassifier, class_activation_map
 
 
 def class_activation(encoder, head: torch.nn.Linear, rgb: torch.Tensor, labels: torch.Tensor, level: int = 5) -> torch.Tensor:
@@ -92,11 +92,11 @@ def cam_panels(model, judge, classes: list[str], photos: torch.Tensor, labels: t
     hw = (photos.shape[-2] // 4, photos.shape[-1] // 4)
     prepared = model.eval().prepare(rgb_to_lab_norm(photos)[:, :1], rgb_to_lab_norm(photos), coarse_only=True)
     rows = [("the SSCN's own classifier", prepared.class_logits.argmax(1), prepared.cam)]
-    logits5, _ = judge.eval()(photos)
-    predicted = logits5.argmax(1)
-    cam = class_activation_map(judge.fc5, judge.encoder(photos, levels=5)[4], predicted, hw).flatten(1)
-    low, high = cam.amin(1, keepdim=True), cam.amax(1, keepdim=True)
-    rows.append(("the pre-stage classifier", predicted, (cam - low) / (high - low).clamp(min=1e-6)))
+    feats5 = judge.eval().encoder(photos, levels=5)[4]
+    head = CAMClassifier(feats5.shape[1], judge.fc5.out_features)
+    head.fc = judge.fc5  # the pre-stage's level-5 head, scored and mapped as the SSCN's own
+    logits, cam = head(feats5, hw)
+    rows.append(("the pre-stage classifier", logits.argmax(1), cam))
     return [{"name": name, "predicted": pred, "cam": c.reshape(-1, *hw), "topk": c.topk(k, dim=1).indices,
              "correct": None if labels is None else pred == labels} for name, pred, c in rows]
 

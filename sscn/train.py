@@ -457,7 +457,7 @@ def _train(cfg: TrainConfig, progress: bool, on_log) -> dict:
             generator = step_generator(cfg.seed * world + rank, step)
             same_class = None
             if partner_sampler is not None:  # its own generator: the TPS draws stay those of a run without it
-                pair_generator = torch.Generator().manual_seed(step_generator(cfg.seed * world + rank, step).initial_seed() + 2**40)
+                pair_generator = torch.Generator().manual_seed(generator.initial_seed() + 2**40)
                 same_class = same_class_references(indices, cfg.same_class_share, partner_sampler, fetch, pair_generator, step)
             gray_l, ab, ref_lab, labels = make_batch(batch, device, generator, cfg.violent_share, cfg.channels_last,
                                                      same_class)
