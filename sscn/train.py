@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 from .augment import training_references
 from .checkpoint import check_config_match, read_checkpoint, save_atomic
 from .color import join_lab, lab_norm_to_rgb
+from .contextual import reference_contextual_loss
 from .data import ImageFolder, sample_folder
 from .errors import SSCNError
 from .files import training_folder
@@ -67,6 +68,9 @@ class TrainConfig:
     w_cls: float = 0.1
     w_hist: float = 1.0
     w_tv: float = 10.0
+    w_cx: float = 0.0  # contextual loss of same-class results against their reference (sscn/contextual.py)
+    cx_encoder: str = "bundled"  # the pre-stage checkpoint whose frozen encoder the contextual loss reads
+    same_class_colour_losses: bool = True  # off: same-class pairs skip the losses that read the target's colours
     grad_clip: float = 0.0  # 0: off (the paper uses none)
     val_every: int = 200
     val_images: int = 64
@@ -103,13 +107,17 @@ class TrainConfig:
             (0 <= self.beta1 < 1, "beta1", "in [0, 1)"),
             (0 <= self.beta2 < 1, "beta2", "in [0, 1)"),
             *((0 <= getattr(self, name) < math.inf, name, "a finite number >= 0")
-              for name in ("w_coarse", "w_fine", "w_cls", "w_hist", "w_tv")),
+              for name in ("w_coarse", "w_fine", "w_cls", "w_hist", "w_tv", "w_cx")),
             (abs(self.seed) < 2**32, "seed", "an int between -2**32 and 2**32"),
             (self.k >= 0, "k", ">= 0"),
             (self.r >= 0, "r", ">= 0"),
             (self.dense or self.k + self.r >= 1, "k", "such that k + r >= 1 (or set dense)"),
             (0 <= self.violent_share <= 1, "violent_share", "in [0, 1]"),
             (0 <= self.same_class_share <= 1, "same_class_share", "in [0, 1]"),
+            (self.w_cx == 0 or self.same_class_share > 0, "w_cx",
+             "0 unless same_class_share > 0 (it scores results against a different photo's colours)"),
+            (self.same_class_colour_losses or self.w_cx > 0, "same_class_colour_losses",
+             "on unless w_cx > 0 (without them and the contextual loss, same-class pairs teach no colour)"),
             (not self.freeze_encoder or bool(self.encoder_from), "freeze_encoder",
              "used with encoder_from (a random encoder is not worth freezing)"),
             (self.similarity in ("cosine", "dot"), "similarity", "'cosine' or 'dot'"),
@@ -287,6 +295,17 @@ def same_class_references(indices: list[int], share: float, sampler, fetch, gene
     return refs, use
 
 
+def same_class_contextual(encoder, gray_l, ab_fine, ref_lab, same_class) -> tuple[torch.Tensor, float]:
+    """(contextual loss of the same-class pairs' results against their references, their share
+    of the batch); the loss is 0 for a batch without such pairs. Scaled by the share, it
+    weighs each pair as the batch-mean losses do."""
+    if same_class is None:
+        return ab_fine.new_zeros(()), 0.0
+    use = same_class[1].to(ab_fine.device)
+    loss = reference_contextual_loss(encoder, gray_l[use], ab_fine[use], ref_lab[use])
+    return loss, float(use.float().mean())
+
+
 def freeze_encoders(model: SSCN) -> list[torch.nn.Module]:
     """Fix the pre-stage's encoders (E, and GCT's gray encoder): no gradients, batch norm in eval mode.
 
@@ -424,6 +443,11 @@ def _train(cfg: TrainConfig, progress: bool, on_log) -> dict:
     val_loader = DataLoader(val_set, batch_size=max(1, min(32, cfg.batch_size * 4)), num_workers=0)
     if rank == 0:
         print(f"training on {device}: {describe_precision(device, cfg.amp)}")
+    context_encoder = None
+    if cfg.w_cx > 0:  # read before the (long) preload, so a wrong path fails at once
+        from .pretrain import pretrained_classifier
+
+        context_encoder = pretrained_classifier(cfg.cx_encoder)[0].encoder.to(device).requires_grad_(False)
     cache = preload(train_set, device, cfg.num_workers) if cfg.preload else None
 
     model.train()
@@ -463,7 +487,13 @@ def _train(cfg: TrainConfig, progress: bool, on_log) -> dict:
                                                      same_class)
             with autocast_for(device, cfg.amp):
                 out = net(gray_l, ref_lab, labels, generator=generator)
-            total, terms = sscn_loss(out, ab, labels, weights)
+            colour_weight = None
+            if same_class is not None and not cfg.same_class_colour_losses:  # He et al. 2018's pairs: contextual only
+                colour_weight = (~same_class[1]).to(device, torch.float32)
+            total, terms = sscn_loss(out, ab, labels, weights, colour_weight=colour_weight)
+            if cfg.w_cx > 0:
+                terms["cx"], share = same_class_contextual(context_encoder, gray_l, out.ab_fine, ref_lab, same_class)
+                total = total + cfg.w_cx * share * terms["cx"]
             finite = torch.stack([torch.isfinite(value) for value in terms.values()] + [torch.isfinite(total)])
             if world > 1:
                 # every rank must stop together: a rank that left alone would hang the others' all-reduce

@@ -148,3 +148,33 @@ def test_losses_backpropagate_to_every_output():
     for name in ("ab_coarse", "ab_fine", "hist_logits", "class_logits"):
         grad = getattr(output, name).grad
         assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0, name
+
+
+def test_colour_weight_leaves_images_out_of_the_colour_terms():
+    """Weights 1 give the plain loss; weight 0 drops an image from coarse, fine and histogram
+    (not from the class and TV terms), and the kept image counts as in a plain batch."""
+    bins = default_bins()
+    g = torch.Generator().manual_seed(0)
+    true_ab = torch.rand(2, 2, 8, 8, generator=g) * 0.4 - 0.2
+
+    def output():
+        return SimpleNamespace(ab_coarse=torch.rand(2, 2, 8, 8, generator=g).requires_grad_(True),
+                               ab_fine=torch.rand(2, 2, 8, 8, generator=g).requires_grad_(True),
+                               hist_logits=torch.randn(2, bins.num_bins, 2, 2, generator=g).requires_grad_(True),
+                               class_logits=torch.randn(2, 4, generator=g))
+
+    out, labels = output(), torch.tensor([1, 2])
+    plain = sscn_loss(out, true_ab, labels)[1]
+    ones = sscn_loss(out, true_ab, labels, colour_weight=torch.ones(2))[1]
+    for name in plain:
+        torch.testing.assert_close(ones[name], plain[name])
+    first, terms = sscn_loss(out, true_ab, labels, colour_weight=torch.tensor([1.0, 0.0]))
+    alone = SimpleNamespace(**{k: v[:1] for k, v in vars(out).items()})
+    alone_terms = sscn_loss(alone, true_ab[:1], labels[:1])[1]
+    for name in ("coarse", "fine", "hist"):
+        torch.testing.assert_close(terms[name], alone_terms[name] / 2)
+    for name in ("cls", "tv"):
+        torch.testing.assert_close(terms[name], plain[name])
+    first.backward()
+    assert out.ab_coarse.grad[1].abs().sum() == 0 and out.hist_logits.grad[1].abs().sum() == 0
+    assert out.ab_coarse.grad[0].abs().sum() > 0

@@ -308,3 +308,31 @@ def test_training_with_same_class_references(tmp_path, cache_home, preload):
     assert summary["steps"] == 2 and math.isfinite(summary["last_loss"])
     with pytest.raises(SSCNError, match="same_class_share"):
         TrainConfig(same_class_share=1.5).validate()
+
+
+def test_training_with_the_contextual_loss(tmp_path, cache_home):
+    """Same-class pairs add the contextual loss against their reference (read through the
+    bundled pre-stage encoder), logged as its own term; without such pairs it has no meaning."""
+    cfg = TrainConfig(**{**TINY, "log_every": 1}, steps=2, same_class_share=1.0, w_cx=1.0, out_dir=str(tmp_path))
+    train(cfg, progress=False)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == 2 and all(r["cx"] > 0 and math.isfinite(r["cx"]) for r in records)
+    for r in records:  # every pair is same-class here, so the contextual term enters at its full weight
+        weighted = 100 * r["coarse"] + 100 * r["fine"] + 0.1 * r["cls"] + r["hist"] + 10 * r["tv"] + r["cx"]
+        assert r["loss"] == pytest.approx(weighted, rel=1e-4)
+    with pytest.raises(SSCNError, match="w_cx"):
+        TrainConfig(w_cx=1.0).validate()
+
+
+def test_same_class_pairs_without_the_target_colour_losses(tmp_path, cache_home):
+    """He et al. 2018's scheme: pairs with another photo as the reference learn from the
+    contextual loss alone; with every pair same-class, the colour terms are 0."""
+    cfg = TrainConfig(**TINY, steps=2, same_class_share=1.0, w_cx=1.0, same_class_colour_losses=False,
+                      out_dir=str(tmp_path))
+    train(cfg, progress=False)
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert len(records) == 2
+    for r in records:
+        assert r["coarse"] == r["fine"] == r["hist"] == 0 and r["cx"] > 0 and r["cls"] > 0
+    with pytest.raises(SSCNError, match="same_class_colour_losses"):
+        TrainConfig(same_class_share=0.3, same_class_colour_losses=False).validate()

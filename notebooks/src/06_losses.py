@@ -23,7 +23,9 @@
 #   loss (Formula 5), as pictures;
 # - what total variation measures and what it does to a noisy ab map;
 # - the classification cross-entropy, and how the weighted sum (Formula 6) balances the
-#   five terms.
+#   five terms;
+# - beyond the paper: the contextual loss, which scores a result against a *different*
+#   photo's colours by comparing feature sets rather than pixels.
 #
 # **The losses.** All ab are normalised ($ab / 110$). With $d = \hat{x} - x$ per pixel and
 # channel, the paper's Formula 4 is the Huber loss with threshold $\delta$:
@@ -427,6 +429,96 @@ print("drafted total == sscn.losses.sscn_loss:", torch.allclose(by_hand, total))
 # one, like the histogram cross-entropy (between its entropy floor and $\log Q$ = 5.6);
 # TV and the classifier get small weights because they steer, they do not colour.
 #
+# ## 7. Beyond the paper: a contextual loss for a different photo as the reference
+#
+# Every loss above compares the result with the *target's own* colours, pixel by pixel.
+# That is right when the reference is the target warped (self-augmentation, notebook 02),
+# and wrong when it is another photo: a red car as the reference for a gray blue car
+# should give a red car, which smooth-L1 punishes. He et al. 2018 train such pairs with a
+# **contextual loss** (Mechrez et al. 2018), which compares *sets* of features and so
+# ignores where a feature sits. With features $x_i$ of the result and $y_j$ of the
+# reference, both centred on the mean of $y$, cosine distances $d_{ij}$ are divided by
+# each $x_i$'s nearest one and turned into affinities:
+#
+# $$\tilde d_{ij} = \frac{d_{ij}}{\min_k d_{ik} + \epsilon}, \quad
+#   w_{ij} = e^{(1 - \tilde d_{ij}) / h}, \quad CX_{ij} = \frac{w_{ij}}{\sum_k w_{ik}}, \quad
+#   \mathcal{L}_{cx} = -\log \frac{1}{M} \sum_j \max_i CX_{ij} \qquad (h = 0.1).$$
+#
+# Each reference feature asks: is there a result feature that is clearly *its* match?
+# The features come from the project's own pre-stage classifier (`sscn pretrain`,
+# notebook 04), which saw colour and gray photos; no downloaded VGG weights are needed. Training uses it through
+# `sscn train --same-class-share 0.3 --w-cx 1`; the model card measures what it does.
+#
+# Score five candidate results for the gray cat against the cat in its own colours as
+# the reference: the colours themselves, the same colours moved 12 px to the right, half
+# saturation, gray, and another palette (a and b swapped). The package averages the loss
+# over three levels of the encoder; the table shows each.
+
+# %%
+from sscn.pretrain import pretrained_classifier  # noqa: E402
+
+features = pretrained_classifier("bundled")[0].encoder.requires_grad_(False)  # the shipped pre-stage
+
+
+def contextual_similarity_draft(x, y, h=0.1):
+    """CX of one image's features, x: C x N (result), y: C x M (reference)."""
+    mu = y.mean(dim=1, keepdim=True)
+    x, y = x - mu, y - mu
+    x, y = x / x.norm(dim=0, keepdim=True), y / y.norm(dim=0, keepdim=True)
+    d = (1 - x.T @ y).clamp_min(0)  # N x M; clamp: rounding can push a cosine past 1
+    d_rel = d / (d.min(dim=1, keepdim=True).values + 1e-5)
+    w = torch.exp((1 - d_rel) / h)
+    cx = w / w.sum(dim=1, keepdim=True)
+    return cx.max(dim=0).values.mean()
+
+
+LEVELS = (3, 4, 5)  # 32, 16 and 8 px maps at 128 px
+
+
+def cx_loss_draft(ab, level):
+    got = features(lab_norm_to_rgb(join_lab(gray_l, ab))[None], level)[level - 1][0].flatten(1)
+    wanted = features(lab_norm_to_rgb(join_lab(gray_l, true_ab))[None], level)[level - 1][0].flatten(1)
+    return -torch.log(contextual_similarity_draft(got, wanted))
+
+
+candidates = {"its own colours": true_ab, "moved 12 px": torch.roll(true_ab, 12, dims=-1),
+              "half saturation": faded, "gray": torch.zeros_like(true_ab), "a and b swapped": true_ab.flip(0)}
+cx_table = {}
+print(f"{'':>16}  100 x smooth-L1 | contextual at levels {LEVELS} -> mean")
+for name, ab in candidates.items():
+    per_level = torch.stack([cx_loss_draft(ab, n) for n in LEVELS]).clamp_min(0) + 0.0  # rounding gives -0.0
+    cx_table[name] = (100 * smooth_l1_draft(ab, true_ab), per_level.mean())
+    print(f"{name:>16}: {cx_table[name][0].item():14.3f} | " + "  ".join(f"{v:.3f}" for v in per_level.tolist())
+          + f" -> {cx_table[name][1].item():.3f}")
+fig, axes = plt.subplots(1, len(candidates), figsize=(len(candidates) * PANEL, 1.25 * PANEL))
+for ax, (name, ab) in zip(axes, candidates.items()):
+    show_ab(ab, ax, f"{name}\nL1 {cx_table[name][0].item():.2f} · CX {cx_table[name][1].item():.3f}")
+fig.tight_layout()
+plt.show()
+
+# %%
+# NBVAL_CHECK_OUTPUT
+from sscn.contextual import reference_contextual_loss  # noqa: E402
+
+moved = candidates["moved 12 px"]
+package = reference_contextual_loss(features, gray_l[None], moved[None], join_lab(gray_l, true_ab)[None])
+draft = torch.stack([cx_loss_draft(moved, n) for n in LEVELS]).mean()
+print("draft == sscn.contextual.reference_contextual_loss:", torch.allclose(draft, package, atol=1e-5))
+
+# %% [markdown]
+# Moving the colours by 12 px costs smooth-L1 about half of what gray costs, because every
+# pixel near an edge between two colours now has the wrong one; the contextual loss barely
+# notices (the same colours are still there, on the same kinds of texture). That is the
+# signal a different-photo reference needs: *use these colours*, not *put them exactly
+# here*. Gray and the other palette are the real departures, and they cost most at level
+# 5, where the classifier decides: it learned that colour is evidence of the class.
+#
+# Its limits are as plain. Half saturation is almost free (0.004): features trained to
+# classify gray and colour photos alike hardly see how saturated a colour is, so this loss
+# says "these hues, not those" and little about "how much". And it knows nothing of the
+# target's own colours, so training keeps smooth-L1 on every pair and adds the contextual
+# loss only where the reference is another photo.
+#
 # ## Conclusion
 #
 # - Smooth-L1 compares ab pixel by pixel; unlike L2 its optimum under ambiguity is a
@@ -437,6 +529,9 @@ print("drafted total == sscn.losses.sscn_loss:", torch.allclose(by_hand, total))
 #   once, and its floor is the entropy of the soft encoding. The paper sums it over the
 #   pixels; this package averages it over the $H/4 \times W/4$ grid.
 # - Total variation rewards smooth colour; it is weighted low so that edges survive.
+# - The contextual loss, an addition of He et al. 2018 for references that are other
+#   photos, compares feature sets instead of pixels: it rewards the reference's colours
+#   wherever they fit, not the target's colours where they were.
 # - Notebook 07 trains the network on this sum.
 
 # %% [markdown]
@@ -526,6 +621,10 @@ print(f"entropy of z: {entropy.item():.4f}, loss of the truth's own encoding: {b
 #   for Deep Exemplar-based Colorization. ECCV 2022 (Sec. 3.3, Formulas 4-6).
 # - R. Zhang, P. Isola, A. A. Efros. Colorful Image Colorization. ECCV 2016 (soft-encoding,
 #   the classification view of colour, the desaturation of L2).
+# - R. Mechrez, I. Talmi, L. Zelnik-Manor. The Contextual Loss for Image Transformation with
+#   Non-Aligned Data. ECCV 2018 (Eq. 1-5).
+# - M. He, D. Chen, J. Liao, P. V. Sander, L. Yuan. Deep Exemplar-based Colorization.
+#   SIGGRAPH 2018 (training on pairs of different photos).
 # - P. J. Huber. Robust estimation of a location parameter. Annals of Mathematical
 #   Statistics 35(1), 1964.
 # - L. I. Rudin, S. Osher, E. Fatemi. Nonlinear total variation based noise removal

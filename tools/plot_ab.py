@@ -1,0 +1,78 @@
+"""Plot fine-tuning recipes against the issue-15 bar: TPS cost, same-class PSNR and palette.
+
+Each run is a folder written by ``sscn evaluate --methods sparse dense --kinds tps same_class``
+(``results.csv`` and ``same_class.csv``); the first is the control (self-augmented pairs
+only, same budget) that the bar is measured from. Dense attention, all val photos.
+
+    python tools/plot_ab.py "self-aug only=docs/results/ab/ft_self" "30 % same-class=docs/results/ab/ft_mix" \
+        --baseline docs/results/sameclass1500 -o docs/results/ab/same_class_ab.png
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+PSNR_GAIN, TPS_COST = 0.5, 0.3  # the issue's bar: at least +0.5 dB same-class, at most -0.3 dB TPS
+
+
+def row(path: Path, method: str, reference: str) -> dict:
+    with open(path, newline="") as handle:
+        for record in csv.DictReader(handle):
+            if record["method"] == method and record["reference"] == reference:
+                return record
+    raise SystemExit(f"{path} has no row for {method} / {reference}")
+
+
+def scores(folder: Path) -> tuple[float, float, float]:
+    """(dense TPS PSNR, dense same-class PSNR, dense same-class palette similarity)."""
+    same = row(folder / "same_class.csv", "dense", "same_class")
+    return float(row(folder / "results.csv", "dense", "tps")["psnr"]), float(same["psnr"]), float(same["palette"])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", help="LABEL=FOLDER, the control first")
+    parser.add_argument("--baseline", type=Path, help="a same_class folder with the luminance_match row")
+    parser.add_argument("-o", "--output", default="same_class_ab.png")
+    args = parser.parse_args(argv)
+    runs = [(label, scores(Path(folder))) for label, folder in (spec.split("=", 1) for spec in args.runs)]
+    (_, (tps0, same0, palette0)) = runs[0]
+    fig, (ax_cost, ax_palette) = plt.subplots(1, 2, figsize=(10, 4))
+    ax_cost.axhline(PSNR_GAIN, color="tab:green", lw=1, ls="--", label=f"bar: +{PSNR_GAIN} dB, TPS cost <= {TPS_COST} dB")
+    ax_cost.axvline(-TPS_COST, color="tab:green", lw=1, ls="--")
+    ax_palette.axvline(PSNR_GAIN, color="tab:green", lw=1, ls="--", label="bar: +0.5 dB and a better palette")
+    ax_palette.axhline(0, color="tab:green", lw=1, ls="--")
+    for i, (label, (tps, same, palette)) in enumerate(runs):
+        marker = "s" if i == 0 else "o"
+        ax_cost.plot(tps - tps0, same - same0, marker, ms=8, label=label)
+        ax_palette.plot(same - same0, palette - palette0, marker, ms=8, label=label)
+    if args.baseline:
+        base = row(args.baseline / "results.csv", "luminance_match", "same_class")
+        ax_palette.plot(float(base["psnr"]) - same0, float(base["palette"]) - palette0, "kx", ms=9,
+                        label="luminance-matched transfer")
+    ax_cost.set(xlabel="TPS PSNR change, dense (dB)", ylabel="same-class PSNR change, dense (dB)",
+                title="what the same-class gain costs on TPS")
+    ax_palette.set(xlabel="same-class PSNR change, dense (dB)", ylabel="palette similarity change",
+                   title="same-class PSNR against palette")
+    for ax, corner in ((ax_cost, (-TPS_COST, PSNR_GAIN)), (ax_palette, (PSNR_GAIN, 0.0))):
+        ax.margins(0.15)
+        (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+        x1, y1 = max(x1, corner[0] + 0.1), max(y1, corner[1] + 0.01)
+        ax.fill_between([corner[0], x1], corner[1], y1, color="tab:green", alpha=0.1, label="where the bar is met")
+        ax.set(xlim=(x0, x1), ylim=(y0, y1))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"fine-tuning recipes against the control '{runs[0][0]}' (val, all photos, 128 px)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(args.output, dpi=80)
+    print("wrote", args.output)
+
+
+if __name__ == "__main__":
+    main()
