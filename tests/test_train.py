@@ -174,8 +174,8 @@ def test_two_process_ddp_run(tmp_path, cache_home):
 def test_nan_stops_training_and_keeps_the_checkpoint(tmp_path, cache_home, monkeypatch):
     calls = []
 
-    def poisoned(output, true_ab, labels, weights=None, bins=None):
-        total, terms = sscn_loss(output, true_ab, labels, weights, bins)
+    def poisoned(output, true_ab, labels, weights=None, bins=None, colour_weight=None):
+        total, terms = sscn_loss(output, true_ab, labels, weights, bins, colour_weight)
         calls.append(1)
         if len(calls) == 3:
             terms = {**terms, "hist": terms["hist"] * math.nan}

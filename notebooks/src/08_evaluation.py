@@ -441,8 +441,11 @@ plt.show()
 # loses to luminance matching by 0.19 dB while using more of the reference's palette
 # (0.714 against 0.601) and coming closer to the ground truth's colourfulness. The ground
 # truth shares 0.42 of its palette with its reference. The model card's equal-budget
-# experiments try a training mix with same-class references: it gains 0.43 dB here but
-# costs 1.6 dB on TPS references, so the bundled checkpoint does not use it.
+# experiments try four training mixes with same-class references: the more the losses
+# read the target's colours through another photo, the more same-class PSNR they gain
+# (up to 0.54 dB) and the more they cost on TPS references (up to 1.56 dB) and in
+# colourfulness; a contextual loss alone keeps TPS but loses 0.09 dB here. None passes
+# the bar, so the bundled checkpoint keeps its self-augmented recipe.
 #
 # ## 9. This repository against the paper
 #
