@@ -1,12 +1,13 @@
 """Contextual loss (Mechrez et al. 2018) on the pre-stage encoder's features.
 
-He et al. 2018 (Deep Exemplar-based Colorization, Eq. 6) train on pairs whose reference is
-another photo with it: the result should carry the reference's colours wherever its content
-matches, in whatever place. An L1 against the target's own colours cannot ask for that (it
+He et al. 2018 (Deep Exemplar-based Colorization) train on pairs whose reference is another
+photo with a loss of this kind: the result should carry the reference's colours wherever
+its content matches, in whatever place. An L1 against the target's own colours cannot ask for that (it
 rewards colours the reference may not have), so the loss compares feature *sets*: each
 reference feature should have a close result feature, regardless of position. Here the
-features come from the project's own pre-stage classifier (``sscn pretrain``), which saw
-colour photos and so encodes colour, never from downloaded VGG weights.
+features come from the project's own pre-stage classifier (``sscn pretrain``, trained on
+colour and gray photos), never from downloaded VGG weights; notebook 06 shows that they
+see hue far more than saturation.
 """
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ import torch.nn.functional as F
 
 from .color import join_lab, lab_norm_to_rgb
 
-BANDWIDTH = 0.1  # h of Mechrez et al.'s Eq. 3; He et al. use 0.1 as well
-LEVELS = (3, 4, 5)  # 32, 16 and 8 px features at 128 px: colour, parts, objects
+BANDWIDTH = 0.1  # h of Mechrez et al.'s Eq. 3
+LEVELS = (3, 4, 5)  # 32, 16 and 8 px maps at 128 px; level 2 would need 4,096^2 distances per image
 
 
 def contextual_similarity(x: torch.Tensor, y: torch.Tensor, h: float = BANDWIDTH) -> torch.Tensor:
