@@ -32,6 +32,23 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(params=["auto", "bf16"], ids=["auto", "bf16-forced"])
+def auto_and_forced_bf16(request, monkeypatch):
+    """Run a test twice: in the precision ``auto`` picks here, then with bf16 autocast forced.
+
+    ``auto`` is bf16 on a CPU with AVX-512 BF16 or AMX and float32 elsewhere, so a test
+    that compares training numbers could pass on one machine and fail on the next; the
+    forced run makes every machine try both. ``SSCN_PRECISION`` is what ``auto`` obeys
+    (``sscn/precision.py``), and subprocesses inherit it. Without native bf16 the forced run
+    is several times slower, so only the tests whose numbers depend on the training
+    precision use this fixture, and they are tiny. ``SSCN_PRECISION=float32 pytest`` runs
+    the first pass as an AVX2-only machine would.
+    """
+    if request.param == "bf16":
+        monkeypatch.setenv("SSCN_PRECISION", "bf16")
+    return request.param
+
+
 # the notebook sources are Python files; nbval should only see the built notebooks
 collect_ignore = ["notebooks/src"]
 collect_ignore_glob = ["**/.ipynb_checkpoints/*"]

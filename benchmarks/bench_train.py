@@ -7,9 +7,9 @@
     python benchmarks/bench_train.py --device cuda --batch-size 32 --steps 50
 
 One step is what ``sscn.train.train`` does per batch: ``make_batch`` (random flips and
-the TPS references), the forward pass with labels (bf16 autocast on CUDA with
-``--amp``), the five losses, backward and an Adam step, in the precision ``sscn train`` picks (bf16
-autocast where the device computes bf16 natively, ``sscn/precision.py``). The batches are the sample
+the TPS references), the forward pass with labels, the five losses, backward and an Adam step, in the precision
+``sscn train --precision auto`` picks (bf16 autocast where the device computes bf16 natively,
+``sscn/precision.py``). The batches are the sample
 photos at ``--size`` px (random labels), so no data loading is timed (as with
 ``preload``). Each width and attention mode runs in a fresh subprocess: two warm-up
 steps, then ``--steps`` timed steps; images per second = batch / median step time.
@@ -21,7 +21,7 @@ they share the machine's load and their ratio holds where the absolute rates dri
 - ``--before``: the step before issue 7: NCHW, and the correspondence's forward as it
   was then (``forward_before`` in ``bench_attention.py``: the scale applied to the
   N x S logits rather than the N x d queries);
-- ``--float32``: the plain float32 eager path (``sscn train --no-amp``), the old default;
+- ``--float32``: the plain float32 eager path (``sscn train --precision float32``), the old default;
 - ``--bf16``: bf16 autocast forced on, whether or not the device computes bf16 natively;
 - ``--frozen``: the step of ``sscn train --encoder-from ... --freeze-encoder``: both
   encoders fixed (no weight gradients, batch norm in eval mode), the rest learning.
@@ -33,7 +33,6 @@ same precisions.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import statistics
@@ -57,16 +56,12 @@ from bench_attention import forward_before  # beside this script
 from machine import describe
 
 VARIANTS = {"now": "as sscn train runs it", "contiguous": "now, NCHW memory format", "before": "before issue 7",
-            "float32": "float32 (--no-amp)", "bf16": "bf16 autocast forced", "frozen": "encoders frozen"}
+            "float32": "float32 (--precision float32)", "bf16": "bf16 autocast forced", "frozen": "encoders frozen"}
 
 
 def precision_of(variant: str, device: str):
     """The forward pass's autocast context for a variant."""
-    if variant == "float32":
-        return contextlib.nullcontext()
-    if variant == "bf16":
-        return torch.autocast(device, dtype=torch.bfloat16)
-    return autocast_for(torch.device(device), amp=True)
+    return autocast_for(torch.device(device), variant if variant in ("float32", "bf16") else "auto")
 
 
 def channels_last_in(variant: str) -> bool:
@@ -176,7 +171,7 @@ def main(argv=None) -> None:
     parser.add_argument("--r", type=int, default=64)
     parser.add_argument("--steps", type=int, default=5, help="timed steps per case (after two warm-up steps)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--float32", action="store_true", help="also time the plain float32 path (sscn train --no-amp)")
+    parser.add_argument("--float32", action="store_true", help="also time the plain float32 path (sscn train --precision float32)")
     parser.add_argument("--bf16", action="store_true", help="also time bf16 autocast forced on")
     parser.add_argument("--pretrain", action="store_true", help="also time the pre-stage classifier's step")
     parser.add_argument("--pretrain-batch-size", type=int, default=64)

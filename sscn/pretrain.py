@@ -34,7 +34,7 @@ from .checkpoint import save_atomic
 from .color import rgb_to_lab_norm
 from .errors import SSCNError
 from .models.encoder import NORMS, VGGEncoder
-from .precision import autocast_for, describe
+from .precision import PRECISIONS, autocast_for, describe
 
 
 @dataclass
@@ -57,7 +57,7 @@ class PretrainConfig:
     val_every: int = 1  # epochs between validations (and checkpoints)
     val_images: int = 0  # 0: the whole val split
     time_limit_min: float = 0.0  # 0: no limit; else stop (and save) after this many minutes
-    amp: bool = True  # bf16 autocast where the device computes bf16 natively (precision.py)
+    precision: str = "auto"  # auto (bf16 where native), float32 or bf16 (sscn/precision.py)
     channels_last: bool = True
     device: str = "auto"
     seed: int = 0
@@ -82,6 +82,7 @@ class PretrainConfig:
             (self.val_images >= 0, "val_images", ">= 0 (0: all)"),
             (self.time_limit_min >= 0, "time_limit_min", ">= 0 (0: no limit)"),
             (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device", "'auto', 'cpu' or 'cuda'"),
+            (self.precision in PRECISIONS, "precision", " or ".join(map(repr, PRECISIONS))),
         ]
         for ok, name, rule in checks:
             if not ok:
@@ -158,7 +159,7 @@ def lr_at(step: int, total: int, warmup: int, lr: float) -> float:
 
 @torch.no_grad()
 def accuracy(model: EncoderClassifier, images: torch.Tensor, labels: torch.Tensor, gray: bool, device,
-             amp: bool = True, channels_last: bool = True, batch_size: int = 128) -> dict:
+             precision: str = "auto", channels_last: bool = True, batch_size: int = 128) -> dict:
     """Top-1 of both heads over whole (uncropped) photos: ``{"top1_l5": ..., "top1_l6": ..., "loss_l5": ...}``."""
     was_training = model.training
     model.eval()
@@ -171,7 +172,7 @@ def accuracy(model: EncoderClassifier, images: torch.Tensor, labels: torch.Tenso
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         y = labels[start:start + batch_size].to(device)
-        with autocast_for(device, amp):
+        with autocast_for(device, precision):
             l5, l6 = model(x)
         hits5 += int((l5.argmax(1) == y).sum())
         hits6 += int((l6.argmax(1) == y).sum())
@@ -239,11 +240,11 @@ def _pretrain(cfg: PretrainConfig, progress: bool) -> dict:
 
     def evaluate(record: dict) -> None:
         for gray in (True, False):
-            scores = accuracy(model, val_x, val_y, gray, device, cfg.amp, cfg.channels_last)
+            scores = accuracy(model, val_x, val_y, gray, device, cfg.precision, cfg.channels_last)
             record.update({f"val_{'gray' if gray else 'colour'}_{k}": v for k, v in scores.items()})
 
     print(f"pre-stage: {len(train_x)} train / {len(val_x)} val photos, {len(classes)} classes, {total} steps "
-          f"of {cfg.batch_size}, {describe(device, cfg.amp)}")
+          f"of {cfg.batch_size}, {describe(device, cfg.precision)}")
     model.train()
     started, tick, seen = time.time(), time.time(), 0
     stop_reason = "epochs"
@@ -260,7 +261,7 @@ def _pretrain(cfg: PretrainConfig, progress: bool) -> dict:
             y = train_y[index].to(device)
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step, total, warmup, cfg.lr)
-            with autocast_for(device, cfg.amp):
+            with autocast_for(device, cfg.precision):
                 l5, l6 = model(x)
             loss = (F.cross_entropy(l5.float(), y, label_smoothing=cfg.label_smoothing)
                     + F.cross_entropy(l6.float(), y, label_smoothing=cfg.label_smoothing))
@@ -301,7 +302,7 @@ def _pretrain(cfg: PretrainConfig, progress: bool) -> dict:
                "val_gray_top1": last.get("val_gray_top1_l5"), "val_colour_top1": last.get("val_colour_top1_l5"),
                "val_gray_top1_l6": last.get("val_gray_top1_l6"), "val_colour_top1_l6": last.get("val_colour_top1_l6"),
                "val_images": len(val_x), "images_per_s": float(np.median([h["images_per_s"] for h in history])) if history else None,
-               "precision": describe(device, cfg.amp), "config": asdict(cfg)}
+               "precision": describe(device, cfg.precision), "config": asdict(cfg)}
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
 

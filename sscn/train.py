@@ -36,7 +36,7 @@ from .errors import SSCNError
 from .files import training_folder
 from .losses import LossWeights, sscn_loss
 from .models import SSCN, SSCNConfig
-from .precision import autocast_for, describe as describe_precision
+from .precision import PRECISIONS, autocast_for, describe as describe_precision
 
 
 @dataclass
@@ -78,7 +78,7 @@ class TrainConfig:
     ckpt_every: int = 200
     time_limit_min: float = 0.0  # 0: no limit; else stop (and save) after this many minutes
     device: str = "auto"
-    amp: bool = True  # bf16 autocast where the device computes bf16 natively (sscn/precision.py); off: float32
+    precision: str = "auto"  # auto (bf16 where native), float32 or bf16 (sscn/precision.py)
     num_workers: int = 2
     preload: bool = False  # decode the training set once and keep it in (device) memory
     channels_last: bool = True  # NHWC weights and inputs: 1.1-1.2x faster CPU steps (benchmarks/README.md)
@@ -131,6 +131,7 @@ class TrainConfig:
             (self.ckpt_every >= 1, "ckpt_every", ">= 1"),
             (self.time_limit_min >= 0, "time_limit_min", ">= 0 (0: no limit)"),
             (self.num_workers >= 0, "num_workers", ">= 0"),
+            (self.precision in PRECISIONS, "precision", " or ".join(map(repr, PRECISIONS))),
             (self.device in ("auto", "cpu", "cuda") or (self.device.startswith("cuda:") and self.device[5:].isascii()
              and self.device[5:].isdigit()), "device", "'auto', 'cpu', 'cuda' or 'cuda:N'"),
         ]
@@ -240,7 +241,7 @@ def _rng_state() -> dict:
 
 # settings that a resumed run may change without changing what it learns
 _RUN_ONLY = {"out_dir", "steps", "time_limit_min", "val_every", "val_images", "log_every", "ckpt_every",
-             "num_workers", "preload", "channels_last", "device", "init_from", "encoder_from", "data_dir", "amp"}
+             "num_workers", "preload", "channels_last", "device", "init_from", "encoder_from", "data_dir", "amp", "precision"}
 
 
 def _changed_settings(saved: dict, now: dict) -> list[str]:
@@ -442,7 +443,7 @@ def _train(cfg: TrainConfig, progress: bool, on_log) -> dict:
         raise SSCNError(f"the training set has {len(train_set)} images, fewer than one batch of {cfg.batch_size} per process")
     val_loader = DataLoader(val_set, batch_size=max(1, min(32, cfg.batch_size * 4)), num_workers=0)
     if rank == 0:
-        print(f"training on {device}: {describe_precision(device, cfg.amp)}")
+        print(f"training on {device}: {describe_precision(device, cfg.precision)}")
     context_encoder = None
     if cfg.w_cx > 0:  # read before the (long) preload, so a wrong path fails at once
         from .pretrain import pretrained_classifier
@@ -485,7 +486,7 @@ def _train(cfg: TrainConfig, progress: bool, on_log) -> dict:
                 same_class = same_class_references(indices, cfg.same_class_share, partner_sampler, fetch, pair_generator, step)
             gray_l, ab, ref_lab, labels = make_batch(batch, device, generator, cfg.violent_share, cfg.channels_last,
                                                      same_class)
-            with autocast_for(device, cfg.amp):
+            with autocast_for(device, cfg.precision):
                 out = net(gray_l, ref_lab, labels, generator=generator)
             colour_weight = None
             if same_class is not None and not cfg.same_class_colour_losses:  # He et al. 2018's pairs: contextual only
@@ -546,6 +547,7 @@ def _train(cfg: TrainConfig, progress: bool, on_log) -> dict:
         "val_psnr": [(h["step"], h["val_psnr"]) for h in history if "val_psnr" in h],
         "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
         "world_size": world,
+        "precision": describe_precision(device, cfg.precision),
         "config": asdict(cfg),
     }
     if rank == 0:
@@ -563,7 +565,7 @@ ALIASES = {"k": ("--topk",), "r": ("--random-tokens",)}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per TrainConfig field (``--image-size 128``, ``--dense``, ``--no-amp``).
+    """One flag per TrainConfig field (``--image-size 128``, ``--dense``, ``--precision float32``).
 
     ``--k`` and ``--r`` also read as ``--topk`` and ``--random-tokens``: use those under
     ``torchrun``, which rejects ``--r`` as an ambiguous abbreviation of its own options.
@@ -578,6 +580,12 @@ def add_config_arguments(parser: argparse.ArgumentParser, config_class) -> None:
         default = f.default
         if f.type == "bool":
             parser.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=default)
+        elif f.name == "precision":
+            parser.add_argument(*flags, dest=f.name, choices=PRECISIONS, default=default,
+                                help="bf16 autocast or float32; auto: bf16 where the hardware computes it natively "
+                                     "(default: %(default)s)")
+            # the flag of earlier versions, kept so that recorded commands still run
+            parser.add_argument("--no-amp", dest=f.name, action="store_const", const="float32", help=argparse.SUPPRESS)
         else:
             parser.add_argument(*flags, dest=f.name, type={"int": int, "float": float, "str": str}[f.type], default=default)
 

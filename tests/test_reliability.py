@@ -669,7 +669,7 @@ def train_folder(tmp_path_factory) -> Path:
 
 TRAIN_ARGS = ["--image-size", "32", "--width", "0.125", "--batch-size", "2", "--topk", "4", "--random-tokens", "4",
               "--num-workers", "0", "--val-images", "2", "--val-every", "1000", "--log-every", "1", "--device", "cpu",
-              "--seed", "0", "--no-amp"]
+              "--seed", "0", "--precision", "float32"]
 
 
 def _training_state(path: Path, kind: str) -> None:
@@ -734,7 +734,7 @@ def test_train_bad_inputs_are_one_line(capsys, tmp_path, train_folder, model_fil
 @pytest.mark.parametrize("field, value", [
     ("steps", "ten"), ("width", -1), ("width", math.nan), ("width", math.inf), ("lr", math.inf),
     ("image_size", 48.0), ("seed", None), ("seed", 2**40), ("k", 2.5), ("num_workers", -1), ("val_images", 0),
-    ("amp", 1), ("beta1", "0.9"), ("beta2", 1.0), ("w_fine", math.nan), ("w_cls", -0.1), ("violent_share", math.nan),
+    ("precision", "fp16"), ("precision", True), ("beta1", "0.9"), ("beta2", 1.0), ("w_fine", math.nan), ("w_cls", -0.1), ("violent_share", math.nan),
     ("out_dir", 7), ("grad_clip", math.nan),
 ])
 def test_train_config_names_the_bad_field(field, value):
@@ -760,7 +760,7 @@ KILL_STEPS = 12
 def _train_config(data_dir: Path, out_dir: Path) -> TrainConfig:
     return TrainConfig(data_dir=str(data_dir), out_dir=str(out_dir), image_size=32, width=0.125, batch_size=2,
                        steps=KILL_STEPS, k=4, r=4, num_workers=0, val_images=2, val_every=1000, log_every=1,
-                       ckpt_every=1, device="cpu", seed=0, amp=False)
+                       ckpt_every=1, device="cpu", seed=0, precision="float32")
 
 
 @pytest.fixture(scope="module")
