@@ -1,16 +1,35 @@
-"""Checkpoints: atomic saves, safe loads (``weights_only=True``), config checks, the bundled model."""
+"""Checkpoints: atomic saves, safe loads (``weights_only=True``) and one check for every kind of file.
+
+``read_checkpoint(path, kind=...)`` reads each kind the project writes, and
+:func:`check_checkpoint` checks it before any of it is used:
+
+- ``"sscn"``: a colorization network (``model`` and ``config``), as ``colorize``,
+  ``evaluate`` and ``train --init-from`` read it (``load_model``); without a ``kind``
+  the same, except that the weights are not compared with the network the config builds;
+- ``"train"``: ``sscn train``'s ``last.pt`` as a run resumes from it (also ``optimizer``,
+  ``step``, ``rng``, ``history``, ``train_config``, ``classes``);
+- ``"pretrain"``: a pre-stage checkpoint as an encoder source (``--encoder-from``, ``--cx-encoder``);
+- ``"pretrain-resume"``: ``sscn pretrain``'s own ``last.pt`` (also ``optimizer``, ``step``, ``history``).
+
+The check covers the structure, each field's type, every tensor's layout and dtype (dense,
+with data, floating-point where the network's is) and shape (against the network built on
+the meta device, so nothing is allocated), and finite values. A failure is an
+:class:`SSCNError` naming the file and the field.
+"""
 from __future__ import annotations
 
 import math
 import os
-import tempfile
+import random
+import warnings
 import zipfile
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from .errors import SSCNError
-from .files import open_regular
+from .files import open_regular, write_atomic
 from .models import SSCN, SSCNConfig
 from .models.sscn import LEGACY
 
@@ -19,69 +38,354 @@ BUNDLED = Path(__file__).parent / "checkpoints" / "sscn_imagenette128.pt"
 # whose records expand to far more (a compressed record of GBs) is refused before its checksums
 # are checked, which bounds that work by the file's size
 EXPANSION_LIMIT = 2  # declared record bytes per byte of file, plus 1 MB
+KINDS = (None, "sscn", "train", "pretrain", "pretrain-resume")
+_EDITED = "the file was edited or is not one sscn wrote; use the file its run wrote"
 
 
 def save_atomic(obj, path: str | Path) -> Path:
-    """``torch.save`` to a temp file in the same folder, fsync, then rename over ``path``.
+    """``torch.save`` through :func:`sscn.files.write_atomic`: a temp file beside ``path``, synced, then renamed.
 
-    A crash, a kill or a full disk mid-save leaves the previous file intact.
+    A crash, a kill or a full disk mid-save leaves the previous file intact (the error is raised as it came).
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    return write_atomic(path, lambda handle: torch.save(obj, handle), overwrite=True)
+
+
+def save_run_checkpoint(state: dict, path: str | Path, kept: str) -> Path:
+    """:func:`save_atomic` for a run's ``last.pt``: a failed write (a full disk, an interrupt inside
+    ``torch.save``, which reaches Python as a cryptic ``RuntimeError``) is one line that says the
+    previous checkpoint, described by ``kept``, is kept."""
     try:
-        with os.fdopen(fd, "wb") as handle:
-            torch.save(obj, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+        return save_atomic(state, path)
+    except (OSError, RuntimeError) as exc:
+        reason = (exc.strerror or str(exc)) if isinstance(exc, OSError) else "the write failed or was interrupted"
+        raise SSCNError(f"could not write the checkpoint {path} ({reason}); {kept}. Free disk space if it is full, "
+                        "then run the same command again to resume") from None
 
 
-def read_checkpoint(path: str | Path, map_location="cpu", sscn_config: bool = True) -> dict:
-    """Load a checkpoint dict safely (no code runs from the file); clear errors for bad files.
+def kept_message(path: Path, step: int | None) -> str:
+    """What a failed run leaves: ``the previous checkpoint (PATH, step N) is kept`` or that there is none."""
+    if step is None:
+        return "no checkpoint was written yet, so there is none to keep"
+    return f"the previous checkpoint ({path}, step {step}) is kept"
 
-    Only a regular file is read (not a device, a pipe or a socket). Its records are checked
-    against their CRC-32, its ``config`` against the types and ranges of :class:`SSCNConfig`,
-    and its weights must be finite. A system refusal (no permission) stays an ``OSError``.
-    """
+
+def load_file(path: str | Path, what: str = "checkpoint", map_location="cpu"):
+    """What a torch file holds, read safely: a regular file, its records' CRC-32 checked, no code run
+    (``weights_only``); a missing, foreign or corrupt file is an :class:`SSCNError`. A system refusal
+    (no permission) stays an ``OSError``."""
     path = Path(path)
     if not path.exists():
-        raise SSCNError(f"checkpoint not found: {path}")
+        raise SSCNError(f"{what} not found: {path}")
     if path.is_dir():
-        raise SSCNError(f"checkpoint path is a folder: {path}; pass the .pt file inside it")
-    with open_regular(path, "checkpoint") as handle:
+        raise SSCNError(f"{what} path is a folder: {path}; pass the .pt file inside it")
+    with open_regular(path, what) as handle:
         _check_crc(handle, path)
         handle.seek(0)
         try:
-            ckpt = torch.load(handle, map_location=map_location, weights_only=True)
+            with warnings.catch_warnings():  # torch warns about sparse tensors it validates; they are refused below
+                warnings.simplefilter("ignore")
+                return torch.load(handle, map_location=map_location, weights_only=True)
         except Exception as exc:  # torch raises several types for truncated or foreign files
             raise SSCNError(
-                f"checkpoint {path} is corrupt or not an SSCN checkpoint ({type(exc).__name__}); "
+                f"{what} {path} is corrupt or not an SSCN checkpoint ({type(exc).__name__}); "
                 "re-download it or use an earlier one"
             ) from None
+
+
+def read_checkpoint(path: str | Path, map_location="cpu", sscn_config: bool = True, kind: str | None = None) -> dict:
+    """Load a checkpoint dict safely (no code runs from the file) and check it as ``kind`` (see the module).
+
+    ``sscn_config=False`` is the older spelling of ``kind="pretrain"``.
+    """
+    kind = kind if kind is not None or sscn_config else "pretrain"
+    return check_checkpoint(load_file(path, "checkpoint", map_location), path, kind)
+
+
+# ------------------------------------------------------------------ the one check of every kind
+
+def check_checkpoint(ckpt, path: str | Path, kind: str | None = "sscn") -> dict:
+    """Raise an :class:`SSCNError` naming ``path`` and the field unless ``ckpt`` is a sound checkpoint of ``kind``."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    source = str(path)
     if not isinstance(ckpt, dict) or "model" not in ckpt or "config" not in ckpt:
-        raise SSCNError(f"{path} is not an SSCN checkpoint (it lacks 'model' and 'config')")
-    if sscn_config:  # a pre-stage checkpoint (sscn.pretrain) checks its own config
-        config_from_dict(ckpt["config"], str(path))
-    _check_weights(ckpt["model"], path)
+        what = "a pre-stage" if (kind or "").startswith("pretrain") else "an SSCN"
+        raise SSCNError(f"{source} is not {what} checkpoint (it lacks 'model' and 'config')")
+    if kind in (None, "sscn", "train"):
+        _check_sscn(ckpt, source, kind)
+    else:
+        _check_pretrain(ckpt, source, kind)
     return ckpt
 
 
-def _check_weights(state, path: Path) -> None:
-    """The state dict maps names to tensors, and every floating-point weight is finite."""
+def _check_sscn(ckpt: dict, source: str, kind: str) -> None:
+    if ckpt.get("kind") == "sscn-pretrain":
+        raise SSCNError(f"{source} is a pre-stage checkpoint (sscn pretrain's encoder classifier), not a colorization "
+                        "network; start a training from it with sscn train --encoder-from, and pass an SSCN checkpoint "
+                        "(sscn train's last.pt) here")
+    config = config_from_dict(ckpt["config"], source)
+    if kind is None:  # the weights as such: dense, real, finite
+        check_tensors(ckpt["model"], None, source, "model")
+        if "classes" in ckpt:
+            _check_classes(ckpt["classes"], source)
+        return
+    with torch.device("meta"):  # shapes without memory: a config far larger than its weights allocates nothing
+        model = SSCN(config)
+    check_tensors(ckpt["model"], model.state_dict(), source, "model",
+                  "its weights disagree with the config stored beside them, so it was edited or written by another "
+                  "version of sscn; use the file its training run wrote")
+    if kind == "train":
+        lacking = [key for key in ("optimizer", "step", "rng") if key not in ckpt]
+        if lacking:
+            raise SSCNError(f"{source} holds weights but no training state ({', '.join(lacking)}), so the run "
+                            "cannot be resumed; move it away and pass it as init_from to start from its weights")
+    if "classes" in ckpt or kind == "train":
+        _check_classes(ckpt.get("classes"), source, config.num_classes)
+    if kind == "train":
+        _check_step(ckpt["step"], source)
+        from .train import trainable_parameters
+
+        options = {frozen: [trainable_parameters(model, frozen)] for frozen in (False, True)}
+        check_optimizer(ckpt["optimizer"], options, lambda groups: torch.optim.Adam(groups), source)
+        check_rng(ckpt["rng"], source)
+        if "history" in ckpt:
+            check_history(ckpt["history"], source, ("step", "loss"))
+        if "train_config" in ckpt:
+            _check_train_config(ckpt["train_config"], source)
+
+
+def _check_pretrain(ckpt: dict, source: str, kind: str) -> None:
+    from .pretrain import EncoderClassifier, PretrainConfig, optimizer_groups
+
+    if ckpt.get("kind") != "sscn-pretrain":
+        raise SSCNError(f"{source} is not a pre-stage checkpoint (sscn pretrain writes one, its 'kind' is "
+                        f"'sscn-pretrain', not {ckpt.get('kind')!r}); for an SSCN checkpoint use init_from")
+    values = ckpt["config"]
+    if not isinstance(values, dict) or any(key not in values for key in ("width", "norm")):
+        raise SSCNError(f"{source} has a broken pre-stage config (a dict with at least width and norm expected); "
+                        f"{_EDITED}")
+    known = {name: value for name, value in values.items() if name in PretrainConfig.__dataclass_fields__}
+    try:
+        PretrainConfig(**known).validate()
+    except SSCNError as exc:
+        raise SSCNError(f"{source} has a broken pre-stage config ({exc}); {_EDITED}") from None
+    classes = ckpt.get("classes")
+    _check_classes(classes, source)
+    with torch.device("meta"):
+        model = EncoderClassifier(values["width"], values["norm"], len(classes))
+    check_tensors(ckpt["model"], model.state_dict(), source, "model",
+                  "its weights disagree with the config and classes stored beside them; " + _EDITED)
+    if "step" in ckpt or kind == "pretrain-resume":
+        _check_step(ckpt.get("step"), source)
+    if "history" in ckpt:  # a resumed run's summary reads images_per_s
+        check_history(ckpt["history"], source, ("step", "loss", "images_per_s")[:3 if kind == "pretrain-resume" else 2])
+    if kind == "pretrain-resume":
+        if "optimizer" not in ckpt:
+            raise SSCNError(f"{source} holds a pre-stage but no optimizer state, so the run cannot be resumed; "
+                            "use a new out_dir (pass this file to sscn train --encoder-from to use it)")
+        check_optimizer(ckpt["optimizer"], {"": optimizer_groups(model)},
+                        lambda groups: torch.optim.AdamW(groups), source)
+
+
+def _fail(source: str, field: str, problem: str) -> SSCNError:
+    return SSCNError(f"checkpoint {source}: {field} {problem}; {_EDITED}")
+
+
+def check_tensors(state, reference: dict | None, source: str, field: str = "model", fix: str = _EDITED) -> None:
+    """``state`` holds exactly ``reference``'s tensors (a network's ``state_dict``, meta tensors will do):
+    dense tensors with data, the same names and shapes, floating point where the network's are (its
+    integer counters: the same dtype), and finite. ``reference=None``: any names, shapes and real dtypes."""
     if not isinstance(state, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()):
-        raise SSCNError(f"{path} is not an SSCN checkpoint (its 'model' is not a dict of tensors)")
+        raise SSCNError(f"{source} is not a checkpoint sscn can read (its '{field}' is not a dict of tensors)")
     for name, tensor in state.items():
+        _check_layout(tensor, source, f"{field}[{name!r}]")
+    if reference is None:
+        reference = state
+    wrong = [k for k, v in state.items() if k in reference and reference[k].shape != v.shape]
+    missing, extra = sorted(set(reference) - set(state)), sorted(set(state) - set(reference))
+    if wrong or missing or extra:
+        raise SSCNError(
+            f"{source} does not fit this network (its {field} has {len(wrong)} shape mismatches, "
+            f"{len(missing)} missing, {len(extra)} unexpected tensors, e.g. {(wrong or missing or extra)[:3]}); {fix}"
+        )
+    for name, tensor in state.items():
+        want = reference[name]
+        if want.is_floating_point() != tensor.is_floating_point() or (
+                not want.is_floating_point() and want.dtype != tensor.dtype):
+            kind = "floating point" if want.is_floating_point() else str(want.dtype).removeprefix("torch.")
+            raise _fail(source, f"{field}[{name!r}]", f"is {str(tensor.dtype).removeprefix('torch.')}, not {kind}")
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
-            raise SSCNError(f"checkpoint {path} has NaN or infinite weights (in {name}); it comes from a run that "
-                            "diverged or it is corrupt, use an earlier checkpoint")
+            raise SSCNError(f"checkpoint {source} has NaN or infinite weights (in {field}[{name!r}]); it comes from "
+                            "a run that diverged or it is corrupt, use an earlier checkpoint")
+
+
+def _check_layout(tensor: torch.Tensor, source: str, field: str) -> None:
+    if tensor.layout != torch.strided:
+        raise _fail(source, field, f"is a {str(tensor.layout).removeprefix('torch.')} tensor, not a dense one")
+    if tensor.device.type == "meta":
+        raise _fail(source, field, "is a meta tensor (a shape without data)")
+    if tensor.is_complex() or tensor.dtype == torch.bool:
+        raise _fail(source, field, f"is {str(tensor.dtype).removeprefix('torch.')}, not real numbers")
+
+
+def _check_float_tensor(value, like: torch.Tensor, source: str, field: str, nonnegative: bool = False) -> None:
+    """One tensor of an optimizer's state: dense, floating, ``like``'s shape, finite (and >= 0)."""
+    if not torch.is_tensor(value):
+        raise _fail(source, field, f"is a {type(value).__name__}, not a tensor")
+    _check_layout(value, source, field)
+    if not value.is_floating_point():
+        raise _fail(source, field, f"is {str(value.dtype).removeprefix('torch.')}, not floating point")
+    if value.shape != like.shape:
+        raise _fail(source, field, f"has shape {tuple(value.shape)}, its parameter {tuple(like.shape)}")
+    if not bool(torch.isfinite(value).all()) or (nonnegative and bool((value < 0).any())):
+        raise _fail(source, field, "holds NaN, infinite" + (" or negative" if nonnegative else "") + " values")
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_step(step, source: str, field: str = "step") -> None:
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise _fail(source, field, f"is {step!r}, not a whole number >= 0")
+
+
+def _check_classes(classes, source: str, count: int | None = None) -> None:
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) for c in classes):
+        raise _fail(source, "classes", f"is {_short(classes)}, not a list of class names")
+    if count is not None and len(classes) != count:
+        raise _fail(source, "classes", f"names {len(classes)} classes, its config num_classes is {count}")
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else f"a {type(value).__name__} ({text[:40]}...)"
+
+
+# flags an Adam-type optimizer fills in when a state lacks them (torch.optim.Adam.__setstate__)
+_OPTIMIZER_DEFAULTS = {"amsgrad": False, "maximize": False, "foreach": None, "capturable": False,
+                       "differentiable": False, "decoupled_weight_decay": False, "fused": None}
+
+
+def check_optimizer(saved, options: dict, make, source: str, field: str = "optimizer"):
+    """An Adam-type ``state_dict`` that fits one of ``options`` (``{key: param groups}``, each a list of lists
+    of parameters, meta ones will do); returns that key. ``make(groups)`` builds a fresh optimizer whose
+    settings the saved ones must match in type (numbers finite, flags equal)."""
+    if not isinstance(saved, dict) or not isinstance(saved.get("state"), dict) \
+            or not isinstance(saved.get("param_groups"), list):
+        raise _fail(source, field, f"is {_short(saved)}, not an optimizer state (state and param_groups)")
+    groups = saved["param_groups"]
+    if not all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups):
+        raise _fail(source, f"{field}.param_groups", "are not groups of parameter numbers")
+    sizes = [len(g["params"]) for g in groups]
+    key = next((k for k, option in options.items() if [len(g) for g in option] == sizes), None)
+    if key is None:
+        expected = " or ".join(str([len(g) for g in option]) for option in options.values())
+        raise _fail(source, f"{field}.param_groups", f"hold {sizes} parameters, this network's optimizer {expected}")
+    params = [p for group in options[key] for p in group]
+    ids = [i for g in groups for i in g["params"]]
+    if any(isinstance(i, bool) or not isinstance(i, int) for i in ids) or sorted(ids) != list(range(len(params))):
+        raise _fail(source, f"{field}.param_groups", "do not number their parameters 0 to N-1 once each")
+    param_of = dict(zip(ids, params))  # load_state_dict pairs the saved numbers with the parameters in this order
+    fresh = make([{"params": group} for group in options[key]]).state_dict()["param_groups"]
+    for index, (group, default) in enumerate(zip(groups, fresh)):
+        _check_group(group, default, source, f"{field}.param_groups[{index}]")
+    for index, entry in saved["state"].items():
+        where = f"{field}.state[{index!r}]"
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(params):
+            raise _fail(source, where, "belongs to no parameter")
+        if not isinstance(entry, dict) or any(k not in entry for k in ("step", "exp_avg", "exp_avg_sq")):
+            raise _fail(source, where, "lacks step, exp_avg or exp_avg_sq")
+        step = entry["step"]
+        if torch.is_tensor(step):
+            _check_layout(step, source, f"{where}.step")
+            ok = step.numel() == 1 and not step.is_complex() and bool(torch.isfinite(step.float()).all()) \
+                and float(step) >= 0
+        else:
+            ok = _number(step) and step >= 0
+        if not ok:
+            raise _fail(source, f"{where}.step", f"is {_short(step)}, not a count >= 0")
+        for name, value in entry.items():
+            if name != "step":
+                _check_float_tensor(value, param_of[index], source, f"{where}.{name}", nonnegative=name != "exp_avg")
+    return key
+
+
+def _check_group(group: dict, default: dict, source: str, where: str) -> None:
+    for name, want in default.items():
+        if name == "params":
+            continue
+        if name not in group:
+            if name in _OPTIMIZER_DEFAULTS and _OPTIMIZER_DEFAULTS[name] == want:
+                continue  # torch fills it in as it was
+            raise _fail(source, where, f"lacks {name!r}")
+        value = group[name]
+        if name == "foreach":
+            ok = value is None or isinstance(value, bool)
+        elif isinstance(want, bool) or want is None:
+            ok = value is want or (name == "fused" and value in (None, False) and want in (None, False))
+        elif isinstance(want, tuple):
+            ok = isinstance(value, (tuple, list)) and len(value) == len(want) and all(
+                _number(v) and 0 <= v < 1 for v in value)
+        elif _number(want):
+            ok = _number(value) and (value > 0 if name in ("lr", "eps") else value >= 0)
+        else:
+            ok = type(value) is type(want)
+        if not ok:
+            raise _fail(source, f"{where}[{name!r}]", f"is {_short(value)}, not like {want!r}")
+
+
+def check_rng(rng, source: str, field: str = "rng") -> None:
+    """The random states a run resumes with, each tried on a fresh generator (the process's own stay untouched)."""
+    if not isinstance(rng, dict) or any(k not in rng for k in ("torch", "cuda", "numpy", "python")):
+        raise _fail(source, field, f"is {_short(rng)}, not the torch, cuda, numpy and python random states")
+    states = rng["cuda"] if isinstance(rng["cuda"], list) else [None]
+    for name, value in [("torch", rng["torch"]), *((f"cuda[{i}]", v) for i, v in enumerate(states))]:
+        if not torch.is_tensor(value) or value.dtype != torch.uint8 or value.layout != torch.strided \
+                or value.device.type != "cpu" or value.dim() != 1:
+            raise _fail(source, f"{field}.{name}", f"is {_short(value)}, not a generator state (a uint8 tensor)")
+    try:
+        torch.Generator().set_state(rng["torch"])
+    except (RuntimeError, TypeError, ValueError):
+        raise _fail(source, f"{field}.torch", "is not a CPU generator's state") from None
+    numpy = rng["numpy"]
+    try:
+        if not isinstance(numpy, (list, tuple)) or len(numpy) != 5:
+            raise ValueError
+        values = tuple(v.numpy() if torch.is_tensor(v) else v for v in numpy)
+        np.random.RandomState().set_state(values)
+    except (TypeError, ValueError, IndexError, OverflowError, RuntimeError):
+        raise _fail(source, f"{field}.numpy", "is not numpy's random state") from None
+    try:
+        random.Random().setstate(rng["python"])
+    except (TypeError, ValueError, IndexError, OverflowError):
+        raise _fail(source, f"{field}.python", "is not Python's random state") from None
+
+
+def check_history(history, source: str, keys=("step", "loss"), field: str = "history") -> None:
+    """The logged records: a list of dicts of plain values, each with ``keys`` (``step`` a whole number)."""
+    if not isinstance(history, list):
+        raise _fail(source, field, f"is {_short(history)}, not a list of records")
+    for index, record in enumerate(history):
+        where = f"{field}[{index}]"
+        if not isinstance(record, dict) or not all(isinstance(k, str) for k in record):
+            raise _fail(source, where, f"is {_short(record)}, not a record")
+        if not all(v is None or isinstance(v, (str, int, float)) for v in record.values()):
+            raise _fail(source, where, "holds values that are not numbers or text")
+        for key in keys:
+            value = record.get(key)
+            if isinstance(value, bool) or not isinstance(value, int if key == "step" else (int, float)):
+                raise _fail(source, f"{where}[{key!r}]", f"is {_short(value)}, not a number")
+
+
+def _check_train_config(values, source: str) -> None:
+    """The run's settings (printed when a resumed run changes them; older runs stored ``amp``, a field since gone)."""
+    if not isinstance(values, dict) or not all(isinstance(k, str) for k in values):
+        raise _fail(source, "train_config", f"is {_short(values)}, not a dict of settings")
+    if not all(v is None or isinstance(v, (str, int, float)) for v in values.values()):
+        raise _fail(source, "train_config", "holds values that are not settings (numbers, text, True or False)")
+    if not isinstance(values.get("freeze_encoder", False), bool):
+        raise _fail(source, "train_config['freeze_encoder']", "is not True or False")
 
 
 def _check_crc(handle, path: Path) -> None:
@@ -159,7 +463,7 @@ def config_from_dict(values: dict, source: str = "checkpoint") -> SSCNConfig:
     known = SSCNConfig.__dataclass_fields__
     unknown = sorted(set(values) - set(known), key=str)
     if unknown:
-        raise SSCNError(f"checkpoint config has fields this version does not know: {unknown}")
+        raise SSCNError(f"checkpoint {source} has config fields this version does not know: {unknown}")
     for name, value in values.items():
         _check_field(name, value, known[name].type, source)
     # a checkpoint from before the six-level encoder stores none of its fields: it has the old layout
@@ -175,15 +479,8 @@ def load_state(model: SSCN, state: dict, source: str = "checkpoint",
 
 def check_state(model: SSCN, state: dict, source: str = "checkpoint",
                 fix: str = "build the model from the checkpoint's own config (sscn.checkpoint.load_model)") -> None:
-    """Raise unless ``state`` has exactly ``model``'s tensors and shapes (``model`` may be on the meta device)."""
-    mine = model.state_dict()
-    wrong = [k for k, v in state.items() if k in mine and mine[k].shape != v.shape]
-    missing, extra = sorted(set(mine) - set(state)), sorted(set(state) - set(mine))
-    if wrong or missing or extra:
-        raise SSCNError(
-            f"{source} does not fit this network ({len(wrong)} shape mismatches, {len(missing)} missing, "
-            f"{len(extra)} unexpected tensors, e.g. {(wrong or missing or extra)[:3]}); {fix}"
-        )
+    """Raise unless ``state`` fits ``model`` (``model`` may be on the meta device): :func:`check_tensors`."""
+    check_tensors(state, model.state_dict(), source, "model", fix)
 
 
 def load_model(path: str | Path | None = None, map_location="cpu", **overrides) -> SSCN:
@@ -195,7 +492,7 @@ def load_model(path: str | Path | None = None, map_location="cpu", **overrides) 
     path = BUNDLED if path is None else Path(path)
     if path == BUNDLED and not path.exists():
         raise SSCNError("no bundled checkpoint in this installation; pass --checkpoint PATH")
-    ckpt = read_checkpoint(path, map_location)
+    ckpt = read_checkpoint(path, map_location, kind="sscn")
     values = dict(ckpt["config"])
     for key, value in overrides.items():
         if key not in ("k", "r", "dense", "chunk_size"):
@@ -207,13 +504,8 @@ def load_model(path: str | Path | None = None, map_location="cpu", **overrides) 
             capped = "; a value above the number of reference tokens is capped at it" if least == 0 else ""
             raise SSCNError(f"{key} must be a whole number >= {least} (got {value!r}){capped}")
         values[key] = value
-    config = config_from_dict(values, str(path))
-    fix = ("its weights disagree with the config stored beside them, so it was edited or written by another "
-           "version of sscn; use the file its training run wrote")
-    with torch.device("meta"):  # shapes without memory: a config far larger than its weights allocates nothing
-        check_state(SSCN(config), ckpt["model"], str(path), fix)
-    model = SSCN(config)
-    load_state(model, ckpt["model"], str(path), fix)
+    model = SSCN(config_from_dict(values, str(path)))  # read_checkpoint checked the weights against the config
+    model.load_state_dict(ckpt["model"])
     return model.eval()
 
 

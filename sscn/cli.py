@@ -16,7 +16,13 @@ from .errors import SSCNError
 
 
 def attention_mode(args) -> bool | None:
-    """``--dense`` / ``--sparse`` (or a given k or r) override the checkpoint's default mode."""
+    """``--dense`` / ``--sparse`` (or a given k or r) override the checkpoint's default mode.
+
+    ``--dense`` with ``--k`` or ``--r`` (which choose sparse tokens) is refused, as are k or r
+    below 0 and k = r = 0."""
+    from .colorize import check_attention
+
+    check_attention(args.k, args.r, True if args.dense else None, flag="--")
     if args.dense:
         return True
     if args.sparse or args.k is not None or args.r is not None:
@@ -57,12 +63,19 @@ def _colorize(args) -> int:
     from .data import decode_image
     from .files import check_output
 
-    target_path = Path(args.target)
-    out = Path(args.output or target_path.with_name(target_path.stem + "_colorized.jpg"))
     # every check that needs no pixels comes before the slow work
+    if args.output == "":  # not the default name: the user asked for a file and named none
+        raise SSCNError("-o is empty; pass a file name such as photo_colorized.jpg, or leave -o out for "
+                        "TARGET_colorized.jpg")
+    if args.output is not None and args.output.endswith(("/", os.sep)):  # Path() would drop the slash
+        raise SSCNError(f"-o {args.output} ends in a slash, so it names a folder; pass a file name "
+                        f"({args.output.rstrip('/' + os.sep)} without the slash, or a file in that folder)")
+    target_path = Path(args.target)
+    out = Path(args.output if args.output is not None else target_path.with_name(target_path.stem + "_colorized.jpg"))
     output_format(out)
     check_output(out, [("target photo", args.target), ("reference photo", args.reference)], args.overwrite)
     check_size(args.size)
+    dense = attention_mode(args)
     if not os.environ.get("OMP_NUM_THREADS"):  # the user's own setting wins
         torch.set_num_threads(threads_for_load())
     watch = Stopwatch()
@@ -71,7 +84,7 @@ def _colorize(args) -> int:
         target, reference = decode_image(args.target), decode_image(args.reference)
     check_output_size(out, *(target.shape[-2:] if isinstance(target, torch.Tensor) else (target.height, target.width)))
     with watch("model"):
-        model = load_model(args.checkpoint, k=args.k, r=args.r, dense=attention_mode(args))
+        model = load_model(args.checkpoint, k=args.k, r=args.r, dense=dense)
         # channels-last weights: the convolutions run 1.1-1.2x faster on the CPU (benchmarks/README.md)
         model = model.to(memory_format=torch.channels_last)
     result = colorize(model, target, reference, size=args.size, seed=args.seed, uint8=True, watch=watch)
@@ -85,27 +98,21 @@ def _colorize(args) -> int:
 
 
 def _demo(args) -> int:
-    import torch
-
     from .colorize import check_size
     from .demo import run_demo
-    from .files import check_output
 
-    check_output(args.output, overwrite=args.overwrite)
     check_size(args.size)
-    # run_demo switches autograd off for the whole process; a caller of main() gets its setting back
-    with torch.set_grad_enabled(torch.is_grad_enabled()):
-        run_demo(out=args.output, checkpoint=args.checkpoint, size=args.size, show=args.show)
+    # run_demo checks the output (an input, a link, a missing folder, an existing file) before any work
+    run_demo(out=args.output, checkpoint=args.checkpoint, size=args.size, show=args.show, overwrite=args.overwrite)
     return 0
 
 
 def _gallery(args) -> int:
-    from .files import check_output
     from .gallery import run_gallery
 
-    check_output(args.output, overwrite=args.overwrite)
+    # run_gallery checks the output (an input, a file inside --data, an existing file) before any work
     run_gallery(out=args.output, data=args.data, split=args.split, checkpoint=args.checkpoint,
-                progress=not args.no_progress)
+                progress=not args.no_progress, overwrite=args.overwrite)
     return 0
 
 
@@ -138,9 +145,10 @@ def _evaluate(args) -> int:
     _check_device(args.device)
     if args.size > MAX_SIZE:
         raise SSCNError(f"--size must be at most {MAX_SIZE} (got {args.size})")
-    if args.save_pairs and args.data and _inside(args.save_pairs, args.data):
-        raise SSCNError(f"--save-pairs {args.save_pairs} is inside --data {args.data}, where its PNGs would be read as "
-                        "photos; pass a folder outside the data")
+    for flag, folder in (("--save-pairs", args.save_pairs), ("--out", args.out)):
+        if folder and args.data and _inside(folder, args.data):
+            raise SSCNError(f"{flag} {folder} is inside --data {args.data}, which sscn only reads (its files would be "
+                            "read as photos); pass a folder outside the data")
     with contextlib.ExitStack() as stack:  # two evaluations writing one folder would mix their files
         folders = {}
         for flag, folder in (("--save-pairs", args.save_pairs), ("--out", args.out)):
@@ -209,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=None, help="top-k CAM tokens (implies --sparse; default: the checkpoint's)")
     p.add_argument("--r", type=int, default=None, help="random tokens (default: the checkpoint's)")
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--dense", action="store_true", help="attend to every reference token")
+    mode.add_argument("--dense", action="store_true", help="attend to every reference token (not with --k or --r)")
     mode.add_argument("--sparse", action="store_true", help="attend to the top-k CAM tokens and r random ones")
     p.add_argument("--checkpoint", default=None, help="a .pt checkpoint (default: the bundled one)")
     p.add_argument("--seed", type=_seed, default=0, help="seed of the r random tokens")
@@ -275,6 +283,18 @@ def _sigterm_interrupts():
         signal.signal(signal.SIGTERM, before)
 
 
+# what to make smaller when a command runs out of memory
+_MEMORY_HINTS = {
+    "sscn colorize": "use a smaller --size or a smaller image",
+    "sscn demo": "use a smaller --size",
+    "sscn gallery": "use fewer classes or close other programs",
+    "sscn train": "use a smaller --batch-size or --image-size",
+    "sscn pretrain": "use a smaller --batch-size or --image-size",
+    "sscn evaluate": "use a smaller --size or fewer photos (--limit)",
+    "sscn": "close other programs or use smaller inputs",
+}
+
+
 def main(argv: list[str] | None = None) -> int:
     command = "sscn"
     try:
@@ -291,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 1
     except MemoryError:
-        print(f"{command}: error: out of memory; use a smaller --size or a smaller image", file=sys.stderr)
+        print(f"{command}: error: out of memory; {_MEMORY_HINTS.get(command, _MEMORY_HINTS['sscn'])}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as exc:
         terminated = isinstance(exc, _Terminated)

@@ -13,6 +13,7 @@ written without branches. A 12-megapixel photo needs a few hundred MB, not GB.
 from __future__ import annotations
 
 import functools
+import numbers
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -62,13 +63,21 @@ _SRGB_KNOT_CODE = 0.04045  # the same knot in sRGB code values
 def working_shape(height: int, width: int, size: int) -> tuple[int, int]:
     """The network's input size: long side ``size``, aspect kept, each side a multiple of 16 (>= 32)."""
     check_size(size)
+    _check_not_empty(height, width, "the image")
     scale = size / max(height, width)
     snap = lambda v: max(2 * MULTIPLE, int(round(v * scale / MULTIPLE)) * MULTIPLE)  # noqa: E731
     return snap(height), snap(width)
 
 
+def _is_int(value) -> bool:
+    """A whole number as Python or numpy has it; not a float (2.0 included) and not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
 def check_size(size: int) -> None:
     """The working size must be a multiple of 16 between 32 and ``MAX_SIZE``."""
+    if not _is_int(size):
+        raise SSCNError(f"--size must be a whole number, a multiple of {MULTIPLE} such as 256 (got {size!r})")
     if size < 2 * MULTIPLE or size % MULTIPLE:
         raise SSCNError(f"--size must be a multiple of {MULTIPLE} and at least {2 * MULTIPLE} (got {size})")
     if size > MAX_SIZE:
@@ -79,6 +88,54 @@ def check_size(size: int) -> None:
 def chroma(lab_norm: torch.Tensor) -> float:
     """Mean ab chroma in Lab units of a normalised Lab image."""
     return float((lab_norm[..., 1:, :, :] * 110).norm(dim=-3).mean())
+
+
+def check_attention(k, r, dense, flag: str = "") -> None:
+    """``k``, ``r``: None or a whole number >= 0, not both 0; ``dense``: None or a bool, never
+    together with k or r (dense attention uses every token, so they would be ignored).
+
+    ``flag`` is put before each name in the messages (``"--"`` for the command line).
+    """
+    for name, value in (("k", k), ("r", r)):
+        if value is not None and (not _is_int(value) or value < 0):
+            raise SSCNError(f"{flag}{name} must be a whole number >= 0 (got {value!r}); a value above the number of "
+                            "reference tokens is capped at it")
+    if k == 0 and r == 0:
+        raise SSCNError(f"k + r must be at least 1: the attention needs some reference tokens; "
+                        f"raise {flag}k or {flag}r")
+    if dense is not None and not isinstance(dense, (bool, np.bool_)):
+        raise SSCNError(f"{flag}dense must be True, False or None (got {dense!r})")
+    if dense and (k is not None or r is not None):
+        given = " ".join(f"{flag}{name}{' ' if flag else '='}{value}" for name, value in (("k", k), ("r", r))
+                         if value is not None)
+        raise SSCNError(f"{flag}dense attends to every reference token, so {given} would be ignored; "
+                        f"drop {flag}dense, or drop {given} (k and r choose the tokens of sparse attention)")
+
+
+def check_seed(seed) -> None:
+    """None (torch's global random state) or a whole number a torch generator takes."""
+    if seed is not None and (not _is_int(seed) or abs(seed) >= 2**63):
+        raise SSCNError(f"seed must be a whole number between -2**63 and 2**63, or None (got {seed!r})")
+
+
+def check_model(model) -> torch.device:
+    """An ``nn.Module`` with float32 weights (inference runs in float32); returns its device."""
+    if not isinstance(model, torch.nn.Module):
+        raise SSCNError(f"model must be an SSCN network (sscn.checkpoint.load_model()), got {type(model).__name__}")
+    tensors = [*model.parameters(), *model.buffers()]
+    if not tensors:
+        raise SSCNError("the model has no weights; pass an SSCN network (sscn.checkpoint.load_model())")
+    kinds = {str(t.dtype).removeprefix("torch.") for t in tensors if t.is_floating_point() or t.is_complex()}
+    kinds |= {str(p.dtype).removeprefix("torch.") for p in model.parameters()}
+    if kinds != {"float32"}:
+        raise SSCNError(f"the model's weights are {', '.join(sorted(kinds))}, but colorize runs in float32; "
+                        "pass model.float()")
+    return tensors[0].device
+
+
+def _check_not_empty(height: int, width: int, name: str) -> None:
+    if height < 1 or width < 1:
+        raise SSCNError(f"{name} is empty ({width} x {height} px); pass an image of at least 1 x 1 px")
 
 
 def check_reference(ref_lab: torch.Tensor) -> None:
@@ -317,6 +374,7 @@ def _as_image(image, name: str):
     16-bit gray to float); uint8 tensors stay 8-bit (as a PIL image).
     """
     if isinstance(image, Image.Image):
+        _check_not_empty(image.height, image.width, name)
         if image.mode == "RGB":
             return image
         from .data import to_rgb_image
@@ -326,6 +384,7 @@ def _as_image(image, name: str):
         raise SSCNError(f"{name} must be a PIL image or a 3 x H x W tensor, got {type(image).__name__}")
     if image.dim() != 3 or image.shape[0] != 3:
         raise SSCNError(f"{name} must be shaped 3 x H x W (RGB), got {tuple(image.shape)}")
+    _check_not_empty(*image.shape[1:], name)
     if image.dtype == torch.uint8:
         return Image.fromarray(image.permute(1, 2, 0).contiguous().cpu().numpy())
     if not image.is_floating_point():
@@ -333,10 +392,15 @@ def _as_image(image, name: str):
     image = image.detach().to("cpu", torch.float32)
     if not bool(torch.isfinite(image).all()):  # one NaN pixel would spread through the network to every output pixel
         raise SSCNError(f"{name} holds NaN or infinite values; pass RGB values in [0, 1]")
-    from .data import check_float_range
+    from .data import FLOAT_OVERSHOOT, check_float_range
 
-    check_float_range(float(image.max()) if image.numel() else 0.0, name)
-    return image
+    low, high = (float(v) for v in torch.aminmax(image))
+    if low < -FLOAT_OVERSHOOT:  # normalised data (ImageNet's mean and std) would come out black, with no error
+        raise SSCNError(f"{name} holds float values down to {low:g}, but float images must be in [0, 1]; undo any "
+                        "normalisation (mean/std) first, or pass 8-bit (uint8) data")
+    check_float_range(high, name)
+    # a little outside [0, 1] (a resized or sharpened photo overshoots) is clipped, as sscn.data does
+    return image.clamp(0, 1) if low < 0 or high > 1 else image
 
 
 def _size_of(image) -> tuple[int, int]:
@@ -400,11 +464,22 @@ def colorize(
 
     ``target_rgb``, ``ref_rgb``: ``3 x H x W`` tensors (float sRGB in [0, 1], or uint8) or
     PIL images; a colour target is made gray first (only its L is used). The result keeps
-    the target's full size. ``uint8=True`` returns ``rgb`` as 8-bit (a ``3 x H x W`` view
-    of an ``H x W x 3`` array, ready for :func:`save_image`), which is faster and smaller.
-    ``watch``: a :class:`Stopwatch` that receives the time of each stage.
+    the target's full size. Float values a little outside [0, 1] are clipped; far outside
+    (0..255 data, or normalised with a mean and std) is an error. ``model``: float32 weights.
+    ``k``, ``r``, ``dense``: override the model's attention (a given k or r means sparse, as
+    on the command line); ``seed``: a whole number that fixes the r random tokens (None:
+    torch's global random state). ``uint8=True`` returns ``rgb`` as 8-bit (a ``3 x H x W``
+    view of an ``H x W x 3`` array, ready for :func:`save_image`), which is faster and smaller.
+    ``watch``: a :class:`Stopwatch` that receives the time of each stage. Every argument a
+    caller can get wrong is an :class:`SSCNError` before any work.
     """
-    device = next(model.parameters()).device
+    device = check_model(model)
+    check_size(size)
+    check_attention(k, r, dense)
+    check_seed(seed)
+    # numpy's whole numbers as Python's: torch's generator takes no numpy integer
+    size, k, r, seed = (None if v is None else int(v) for v in (size, k, r, seed))
+    dense = bool(dense) if dense is not None else (False if k is not None or r is not None else None)
     watch = watch or Stopwatch()
     if device.type == "cuda" and watch.sync is None:
         watch.sync = torch.cuda.synchronize

@@ -383,18 +383,27 @@ class ImageFolder(torch.utils.data.Dataset):
             raise SSCNError(f"limit={limit}; pass None (all images) or a positive count")
         self.size, self.reference, self.seed = size, reference, int(seed)
         self.classes = sorted(p.name for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
-        files = [(path, label) for label, name in enumerate(self.classes)
+        files = [(path, name) for name in self.classes
                  for path in sorted((self.root / name).iterdir()) if _is_image_name(path)]
         if not files:
             raise SSCNError(self._empty_message())
-        readable, skipped = [], []
+        found, skipped = [], []
         for item in files:
-            (readable if _readable(item[0]) else skipped).append(item)
+            (found if _readable(item[0]) else skipped).append(item)
         if skipped:
             warnings.warn(f"skipped {len(skipped)} unreadable image file(s) of {len(files)} in {self.root} "
                           f"(first: {skipped[0][0].relative_to(self.root)})", stacklevel=2)
-        if not readable:
+        if not found:
             raise SSCNError(f"no readable images in {self.root}; {_LAYOUT}")
+        # a folder without a readable image is no class: it would be a label no photo has
+        present = {name for _, name in found}
+        empty = [name for name in self.classes if name not in present]
+        if empty:
+            warnings.warn(f"skipped {len(empty)} class folder(s) of {self.root} without readable images "
+                          f"({', '.join(empty[:5])}{', ...' if len(empty) > 5 else ''})", stacklevel=2)
+            self.classes = [name for name in self.classes if name not in empty]
+        label = {name: index for index, name in enumerate(self.classes)}
+        readable = [(path, label[name]) for path, name in found]
         if limit is not None and limit < len(readable):
             keep = np.round(np.linspace(0, len(readable) - 1, limit)).astype(int)
             readable = [readable[i] for i in keep]

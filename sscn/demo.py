@@ -55,29 +55,40 @@ def lab_check() -> str:
     return f"sRGB -> Lab -> sRGB round trip on the sample photos: max error {worst:.1e}"
 
 
-def run_demo(out="sscn-demo.png", checkpoint=None, size: int = 256, show: bool = False) -> None:
+def run_demo(out="sscn-demo.png", checkpoint=None, size: int = 256, show: bool = False,
+             overwrite: bool = False) -> None:
+    """Write the demo figure: checked (:func:`sscn.files.check_output`) before any work, written
+    atomically, never over the checkpoint, nor over an existing file unless ``overwrite``.
+    Autograd is off inside, and only inside."""
     import matplotlib
 
     if not show:
         matplotlib.use("Agg")
     from .checkpoint import bundled_checkpoint, load_model
+    from .files import check_output, write_atomic
+    from .gallery import figure_format
     from .viz import demo_figure
 
-    from pathlib import Path
-
-    if Path(out).suffix.lower() not in (".png", ".jpg", ".jpeg", ".pdf", ".svg"):
-        raise SSCNError(f"--output {out} must end in .png, .jpg, .pdf or .svg")
-    torch.set_grad_enabled(False)
+    fmt = figure_format(out)
     if checkpoint is None and bundled_checkpoint() is None:
         raise SSCNError(f"no bundled checkpoint in this installation ({lab_check()}); pass --checkpoint PATH")
-    model = load_model(checkpoint)
-    rows, times = demo_rows(model, size)
+    checks = {"inputs": [("checkpoint", checkpoint or bundled_checkpoint())], "flag": "--output"}
+    check_output(out, checks["inputs"], overwrite, "--output")
+    with torch.no_grad():
+        model = load_model(checkpoint)
+        rows, times = demo_rows(model, size)
     fig = demo_figure(rows)
-    fig.savefig(out, dpi=80, bbox_inches="tight")
+    write_atomic(out, lambda handle: fig.savefig(handle, format=fmt, dpi=80, bbox_inches="tight"), overwrite,
+                 **checks)
     for row, seconds in zip(rows, times):
         print(f"{row['title']:<32} {seconds:.2f} s")
-    print(f"{sum(times) / len(times):.2f} s per image at working size {size} on {next(model.parameters()).device}; figure: {out}")
+    device = next(model.parameters()).device
+    print(f"{sum(times) / len(times):.2f} s per image at working size {size} on {device}; figure: {out}")
     if show:
         import matplotlib.pyplot as plt
 
         plt.show()
+    else:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)  # demo_figure goes through pyplot: free it (a notebook may call this often)

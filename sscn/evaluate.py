@@ -38,6 +38,7 @@ import torch.nn.functional as F
 
 from .color import AB_SCALE, join_lab, lab_norm_to_rgb, rgb_to_lab, rgb_to_lab_norm, split_lab
 from .errors import SSCNError
+from .files import check_output, write_atomic, write_text
 
 Method = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -327,8 +328,11 @@ class Photos:
         else:
             rgb, name = item, f"{index:05d}"
         rgb = torch.as_tensor(rgb).float()
-        if rgb.dim() != 3 or rgb.shape[0] != 3:
-            raise SSCNError(f"photo {name!r} has shape {tuple(rgb.shape)}; pass 3 x H x W sRGB in [0, 1]")
+        if rgb.dim() != 3 or rgb.shape[0] != 3 or rgb.numel() == 0:
+            raise SSCNError(f"photo {name!r} has shape {tuple(rgb.shape)}; pass 3 x H x W sRGB in [0, 1] "
+                            "with at least one pixel")
+        if not torch.isfinite(rgb).all():
+            raise SSCNError(f"photo {name!r} has NaN or infinite values; pass finite sRGB in [0, 1]")
         return index, str(name), resize_center_crop(rgb, self.size).clamp(0, 1).contiguous()
 
     def _item(self, index: int, substitute: bool):
@@ -452,19 +456,19 @@ def evaluate(
     """Score every method on every reference kind; one :class:`ResultRow` per (method, kind).
 
     ``dataset_or_images``: see :class:`Photos`. The references are made once per photo and
-    kind and shared by all methods. ``save_dir`` also writes the pairs as PNG
-    (:func:`save_pairs`), with a fresh ``pairs.csv`` listing them. Rows come method by method, kinds in the given order.
+    kind and shared by all methods. ``save_dir`` (a folder, or a :class:`SavedPairs` shared
+    with other calls of one run) also writes the pairs as PNG, with a fresh
+    ``saved_pairs.csv`` listing them. Rows come method by method, kinds in the given order.
     """
     from .augment import REFERENCE_KINDS
 
-    kinds = tuple(REFERENCE_KINDS if kinds is None else kinds)
+    kinds = tuple(dict.fromkeys(REFERENCE_KINDS if kinds is None else kinds))  # a kind named twice is scored once
     if not methods:
         raise SSCNError("evaluate needs at least one method")
     if batch_size < 1:
         raise SSCNError(f"batch_size must be >= 1 (got {batch_size})")
     photos = Photos(dataset_or_images, size=size, limit=limit)
-    if save_dir is not None:  # the folder holds this run's pairs only
-        clear_pairs(save_dir)
+    saved = SavedPairs.of(save_dir)
     per = {(m, k): {"indices": [], "names": [], "psnr": [], "ssim": [], "psnr_ab": []} for m in methods for k in kinds}
     starts = range(0, len(photos), batch_size)
     bar = _progress(len(photos) * len(kinds), progress)
@@ -472,8 +476,8 @@ def evaluate(
         batch = photos.readable(range(start, min(start + batch_size, len(photos))))
         for kind in kinds if batch else ():
             case = make_cases(batch, kind, seed)
-            if save_dir is not None:
-                save_pairs(case, save_dir)
+            if saved is not None:
+                saved.add(case)
             for name, method in methods.items():
                 result = colorize(method, case.gray_l, case.ref_lab)
                 scores = per[(name, kind)]
@@ -483,6 +487,8 @@ def evaluate(
                     scores[metric_name] += metric(result, case.truth).tolist()
             bar.update(len(batch))
     bar.close()
+    if saved is not None:
+        saved.finish()
     rows = []
     for (name, kind), scores in per.items():
         arrays = {m: np.asarray(scores[m], dtype=np.float64) for m in ("psnr", "ssim", "psnr_ab")}
@@ -517,37 +523,101 @@ def reproduce_case(
 # --------------------------------------------------------------------------- saved pairs
 
 
-def save_pairs(case: Case, save_dir: str | Path) -> None:
-    """Write ``target_gray/``, ``ground_truth/`` and ``reference_<kind>/`` PNGs named ``<index>.png``
-    (five digits), and append ``index,name,kind,seed`` lines to ``pairs.csv``."""
-    from PIL import Image
+SAVED_LISTING = "saved_pairs.csv"  # not pairs.csv: that is the same-class pairs file --out writes
+PAIR_FOLDERS = ("target_gray", "ground_truth")  # and reference_<kind>
 
-    root = Path(save_dir)
-    gray = lab_norm_to_rgb(join_lab(case.gray_l, torch.zeros_like(case.ref_lab[:, 1:])))
-    folders = {"target_gray": gray, "ground_truth": case.truth, f"reference_{case.kind}": case.reference}
-    for folder, images in folders.items():
-        (root / folder).mkdir(parents=True, exist_ok=True)
-        for index, image in zip(case.indices, images):
-            path = root / folder / f"{index:05d}.png"
-            if folder.startswith("reference") or not path.exists():
-                Image.fromarray(to_uint8(image).permute(1, 2, 0).numpy()).save(path)
-    listing = root / "pairs.csv"
-    new = not listing.exists()
-    with listing.open("a", newline="") as handle:
-        writer = csv.writer(handle)
-        if new:
-            writer.writerow(["index", "name", "kind", "seed"])
-        writer.writerows(zip(case.indices, case.names, [case.kind] * len(case.indices), case.seeds))
+
+class SavedPairs:
+    """The ``--save-pairs`` folder of one run: ``target_gray/``, ``ground_truth/`` and
+    ``reference_<kind>/`` PNGs named ``<index>.png`` (five digits), listed in
+    ``saved_pairs.csv`` (``index,name,kind,seed``).
+
+    Made once per run: it first removes an earlier run's pairs (:func:`clear_pairs`), so no
+    old ground truth stays beside this run's references, then every PNG and the listing go
+    through :func:`sscn.files.write_atomic`. None of them may be one of the ``inputs``
+    (``(role, path)`` pairs) or lie in a ``protected`` folder: that is refused before
+    anything is removed or written.
+    """
+
+    def __init__(self, save_dir: str | Path, inputs=(), protected=()):
+        self.root = Path(save_dir)
+        self.inputs, self.protected = list(inputs), list(protected)
+        if self.root.exists() and not self.root.is_dir():
+            raise SSCNError(f"--save-pairs {self.root} is a file; pass a folder")
+        for role, source in self.inputs:
+            if source is not None and _managed(self.root, Path(source)):
+                raise SSCNError(f"--save-pairs {self.root} holds the {role} {source}, which this run would remove "
+                                "or replace; choose another --save-pairs folder")
+        for data_flag, folder in self.protected:
+            if folder is not None and self.root.resolve().is_relative_to(Path(folder).resolve()):
+                raise SSCNError(f"--save-pairs {self.root} is inside {data_flag} {folder}, where its PNGs would be "
+                                "read as photos; pass a folder outside the data")
+        check_output(self.root / SAVED_LISTING, self.inputs, True, "--save-pairs", self.protected)
+        clear_pairs(self.root)
+        self.rows: list[tuple] = []
+        self.written: set[tuple[str, int]] = set()
+
+    @classmethod
+    def of(cls, save_dir) -> "SavedPairs | None":
+        """``save_dir`` as a :class:`SavedPairs` (a new one for a path, itself when it is one)."""
+        if save_dir is None or isinstance(save_dir, SavedPairs):
+            return save_dir
+        return cls(save_dir)
+
+    def add(self, case: Case) -> None:
+        """Write the PNGs of ``case``; a photo's gray target and ground truth once per run."""
+        gray = lab_norm_to_rgb(join_lab(case.gray_l, torch.zeros_like(case.ref_lab[:, 1:])))
+        folders = {"target_gray": gray, "ground_truth": case.truth, f"reference_{case.kind}": case.reference}
+        for folder, images in folders.items():
+            for index, image in zip(case.indices, images):
+                if (folder, index) in self.written:
+                    continue
+                self.written.add((folder, index))
+                self._png(self.root / folder / f"{index:05d}.png", image)
+        self.rows += zip(case.indices, case.names, [case.kind] * len(case.indices), case.seeds)
+
+    def finish(self) -> Path:
+        """Write the listing of every pair saved so far in this run (replacing the previous listing)."""
+        return write_text(self.root / SAVED_LISTING, _csv_text([("index", "name", "kind", "seed"), *self.rows]),
+                          True, inputs=self.inputs, protected=self.protected, flag="--save-pairs")
+
+    def _png(self, path: Path, image: torch.Tensor) -> None:
+        from PIL import Image
+
+        picture = Image.fromarray(to_uint8(image).permute(1, 2, 0).numpy())
+        write_atomic(path, lambda handle: picture.save(handle, format="PNG"), True, inputs=self.inputs,
+                     protected=self.protected, flag="--save-pairs")
+
+
+def _managed(root: Path, path: Path) -> bool:
+    """Whether ``path`` is a file a :class:`SavedPairs` on ``root`` removes or replaces."""
+    try:
+        path, root = path.resolve(), root.resolve()
+    except OSError:
+        return False
+    if path == root / SAVED_LISTING:
+        return True
+    folder = path.parent
+    return (folder.parent == root and (folder.name in PAIR_FOLDERS or folder.name.startswith("reference_"))
+            and path.suffix == ".png" and path.stem.isdigit())
+
+
+def _csv_text(rows) -> str:
+    import io
+
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    return buffer.getvalue()
 
 
 def clear_pairs(save_dir: str | Path) -> None:
-    """Remove an earlier run's pairs from ``save_dir``: ``pairs.csv`` and the numbered PNGs of
-    the folders :func:`save_pairs` writes (nothing else), so that no old ground truth or
+    """Remove an earlier run's pairs from ``save_dir``: ``saved_pairs.csv`` and the numbered PNGs
+    of the folders :class:`SavedPairs` writes (nothing else), so that no old ground truth or
     gray target is left beside this run's references."""
     root = Path(save_dir)
-    (root / "pairs.csv").unlink(missing_ok=True)
-    for folder in (root / "target_gray", root / "ground_truth", *root.glob("reference_*")):
-        if folder.is_dir():
+    (root / SAVED_LISTING).unlink(missing_ok=True)
+    for folder in (*(root / name for name in PAIR_FOLDERS), *root.glob("reference_*")):
+        if folder.is_dir() and not folder.is_symlink():
             for old in folder.glob("*.png"):
                 if old.stem.isdigit():
                     old.unlink()
@@ -652,30 +722,42 @@ def sweep_table_markdown(rows: Sequence[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_means(rows, columns: Sequence[str], markdown: str, csv_path: Path, markdown_path: Path) -> None:
-    """Each row's means (``row.as_dict()``) as a CSV with ``columns``, and the Markdown table beside it."""
-    with csv_path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(row.as_dict() for row in rows)
-    markdown_path.write_text(markdown + "\n")
+def write_means(rows, columns: Sequence[str], markdown: str, csv_path: Path, markdown_path: Path, **checks) -> None:
+    """Each row's means (``row.as_dict()``) as a CSV with ``columns``, and the Markdown table beside it.
+
+    ``checks``: ``inputs`` and ``protected`` for :func:`sscn.files.write_atomic`."""
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(row.as_dict() for row in rows)
+    write_text(csv_path, buffer.getvalue(), True, **checks)
+    write_text(markdown_path, markdown + "\n", True, **checks)
 
 
-def write_results(rows: Sequence[ResultRow], out_dir: str | Path, stem: str = "results") -> dict[str, Path]:
+def write_results(rows: Sequence[ResultRow], out_dir: str | Path, stem: str = "results", **checks) -> dict[str, Path]:
     """Write ``<stem>.csv`` (means), ``<stem>.md`` (the Markdown table) and
-    ``<stem>_per_image.csv`` (every photo's scores) under ``out_dir``; returns the paths."""
+    ``<stem>_per_image.csv`` (every photo's scores) under ``out_dir``; returns the paths.
+
+    Each file is written atomically and replaces an earlier run's; ``checks`` (``inputs``,
+    ``protected``) refuse a path that is an input (:func:`sscn.files.write_atomic`)."""
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"csv": out / f"{stem}.csv", "markdown": out / f"{stem}.md", "per_image": out / f"{stem}_per_image.csv"}
-    write_means(rows, COLUMNS, results_table_markdown(rows), paths["csv"], paths["markdown"])
-    with paths["per_image"].open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["method", "reference", "index", "name", "psnr", "ssim", "psnr_ab"])
-        for row in rows:
-            for i, (index, name) in enumerate(zip(row.indices, row.names)):
-                scores = (f"{row.scores[m][i]:.6f}" for m in METRICS)
-                writer.writerow([row.method, row.reference, index, name, *scores])
+    checks.setdefault("flag", "--out")
+    paths = results_paths(out, stem)
+    write_means(rows, COLUMNS, results_table_markdown(rows), paths["csv"], paths["markdown"], **checks)
+    lines = [("method", "reference", "index", "name", "psnr", "ssim", "psnr_ab")]
+    for row in rows:
+        for i, (index, name) in enumerate(zip(row.indices, row.names)):
+            lines.append((row.method, row.reference, index, name, *(f"{row.scores[m][i]:.6f}" for m in METRICS)))
+    write_text(paths["per_image"], _csv_text(lines), True, **checks)
     return paths
+
+
+def results_paths(out_dir: str | Path, stem: str = "results") -> dict[str, Path]:
+    """The files :func:`write_results` writes."""
+    out = Path(out_dir)
+    return {"csv": out / f"{stem}.csv", "markdown": out / f"{stem}.md", "per_image": out / f"{stem}_per_image.csv"}
 
 
 # --------------------------------------------------------------------------- command line
@@ -705,9 +787,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--sweep-k", type=int, nargs="+", default=None, metavar="K", help="k values of --sweep")
     parser.add_argument("--sweep-r", type=int, nargs="+", default=None, metavar="R", help="r values of --sweep")
     parser.add_argument("--save-pairs", default=None, metavar="DIR",
-                        help="write every (gray, reference, ground truth) pair as PNG")
+                        help="write every (gray, reference, ground truth) pair as PNG, listed in DIR/saved_pairs.csv "
+                        "(an earlier run's pairs there are removed first)")
     parser.add_argument("--out", default=None, metavar="DIR",
-                        help="write results.csv, results.md and results_per_image.csv here")
+                        help="write results.csv, results.md and results_per_image.csv here (and pairs.csv, the "
+                        "same-class pairs); they replace an earlier run's, never an input")
     parser.add_argument("--seed", type=int, default=0, help="base seed of the references (default: 0)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--device", default="auto", help="cpu, cuda, ... (default: cuda when available)")
@@ -715,13 +799,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_cli(args: argparse.Namespace) -> int:
-    """``sscn evaluate``: print the Markdown table (and the k / r sweep with ``--sweep``)."""
-    from .augment import REFERENCE_KINDS
-    from .pairs import SAME_CLASS
+    """``sscn evaluate``: print the Markdown table (and the k / r sweep with ``--sweep``).
 
-    if getattr(args, "pairs", None) and args.kinds and SAME_CLASS not in args.kinds:
+    Every check that needs no photo comes first, among them that no output (``--out``'s
+    tables and pairs file, ``--save-pairs``' PNGs and listing) is an input (the ``--pairs``
+    file, the checkpoint) or lies inside ``--data``: an input is never written or removed.
+    """
+    from .augment import REFERENCE_KINDS
+    from .pairs import SAME_CLASS, read_pairs
+
+    pairs_file = getattr(args, "pairs", None)
+    if pairs_file and args.kinds and SAME_CLASS not in args.kinds:
         raise SSCNError(f"--pairs scores the {SAME_CLASS} kind; add it to --kinds (or drop --kinds)")
-    kinds = tuple(args.kinds or ((SAME_CLASS,) if getattr(args, "pairs", None) else REFERENCE_KINDS))
+    # a kind named twice is scored once (it would count every photo twice)
+    kinds = tuple(dict.fromkeys(args.kinds or ((SAME_CLASS,) if pairs_file else REFERENCE_KINDS)))
     known = set(REFERENCE_KINDS) | set(KIND_LABELS) | {SAME_CLASS}
     if set(kinds) - known:
         raise SSCNError(f"--kinds: unknown {sorted(set(kinds) - known)}; choose from {sorted(known)}")
@@ -735,6 +826,9 @@ def run_cli(args: argparse.Namespace) -> int:
     for flag, values in (("--sweep-k", args.sweep_k), ("--sweep-r", args.sweep_r)):
         if values and min(values) < 0:
             raise SSCNError(f"{flag}: values must be >= 0 (got {min(values)}); values above the token count are capped")
+    if args.sweep and args.sweep_k is not None and args.sweep_r is not None and max(args.sweep_k + args.sweep_r) == 0:
+        raise SSCNError("--sweep: every (k, r) is k = r = 0, which attends to nothing; pass a --sweep-k or "
+                        "--sweep-r above 0")
     if abs(args.seed) >= 2**32:
         raise SSCNError(f"--seed must be between -2**32 and 2**32 (got {args.seed})")
     for flag, folder in (("--out", args.out), ("--save-pairs", args.save_pairs)):
@@ -747,6 +841,24 @@ def run_cli(args: argparse.Namespace) -> int:
         raise SSCNError(f"--device {args.device!r} is not a device; pass auto, cpu or cuda") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SSCNError(f"--device {args.device}: no CUDA device here; pass cpu (or auto)")
+    if args.baselines_only and args.sweep:
+        raise SSCNError("--sweep needs a model; drop --baselines-only")
+    checkpoint = None
+    if not args.baselines_only:
+        from .checkpoint import bundled_checkpoint
+
+        checkpoint = args.checkpoint or bundled_checkpoint()
+        if checkpoint is None:
+            raise SSCNError("no --checkpoint given and no bundled checkpoint found; "
+                            "pass --checkpoint CKPT or --baselines-only")
+    same_class, kinds = SAME_CLASS in kinds, tuple(k for k in kinds if k != SAME_CLASS)
+    if args.sweep and not kinds:
+        raise SSCNError("--sweep runs on a self-augmented kind; add tps, rotation or crop to --kinds")
+    checks = {"inputs": [("--pairs file", pairs_file), ("checkpoint", checkpoint)],
+              "protected": [("--data", args.data)] if args.data is not None else []}
+    if pairs_file:
+        read_pairs(pairs_file)  # a malformed file is refused before the work
+    _check_outputs(args, kinds, same_class, checks)
     if args.data is None:
         from .data import sample_photos
 
@@ -756,50 +868,74 @@ def run_cli(args: argparse.Namespace) -> int:
         source = open_photos(args.data, args.split, args.size)
     model = None
     methods = baseline_methods()
-    if not args.baselines_only:
-        from .checkpoint import bundled_checkpoint, load_model
+    if checkpoint is not None:
+        from .checkpoint import load_model
 
-        path = args.checkpoint or bundled_checkpoint()
-        if path is None:
-            raise SSCNError("no --checkpoint given and no bundled checkpoint found; "
-                            "pass --checkpoint CKPT or --baselines-only")
-        model = load_model(path).to(device)
+        model = load_model(checkpoint).to(device)
         methods.update(network_methods(model, seed=args.seed))
-    elif args.sweep:
-        raise SSCNError("--sweep needs a model; drop --baselines-only")
     if args.methods:
         unknown = sorted(set(args.methods) - set(methods))
         if unknown:
             raise SSCNError(f"--methods: unknown {unknown}; choose from {sorted(methods)}")
         methods = {name: methods[name] for name in args.methods}
+    sweep_values = _sweep_values(args, model) if args.sweep else None
     progress = not args.no_progress
-    same_class, kinds = SAME_CLASS in kinds, tuple(k for k in kinds if k != SAME_CLASS)
-    if args.sweep and not kinds:
-        raise SSCNError("--sweep runs on a self-augmented kind; add tps, rotation or crop to --kinds")
+    # one folder of saved pairs for the whole run: cleared once, shared by every kind
+    saved = SavedPairs(args.save_pairs, **checks) if args.save_pairs is not None else None
     if kinds:
         rows = evaluate(methods, source, kinds, size=args.size, limit=args.limit, batch_size=args.batch_size,
-                        seed=args.seed, save_dir=args.save_pairs, progress=progress)
+                        seed=args.seed, save_dir=saved, progress=progress)
         print(results_table_markdown(rows))
         if args.out:
-            write_results(rows, args.out)
+            write_results(rows, args.out, **checks)
     if same_class:  # its own table (more metrics); results.* when it is the only kind, else same_class.*
         from .pairs import run_cli as run_same_class
 
         if kinds:
             print()
-        run_same_class(args, methods, source, stem=SAME_CLASS if kinds else "results")
+        run_same_class(args, methods, source, stem=SAME_CLASS if kinds else "results", save_dir=saved, **checks)
     if args.sweep:
-        config = model.config
-        ks = args.sweep_k or sorted({0, config.k // 2, config.k, 2 * config.k})
-        rs = args.sweep_r or sorted({0, config.r})
+        ks, rs = sweep_values
         sweep = sweep_kr(model, source, ks, rs, kind=kinds[0], size=args.size, limit=args.limit,
                          batch_size=args.batch_size, seed=args.seed, progress=progress)
         print()
         print(sweep_table_markdown(sweep))
         if args.out:
-            (Path(args.out) / "sweep.md").write_text(sweep_table_markdown(sweep) + "\n")
-            with (Path(args.out) / "sweep.csv").open("w", newline="") as handle:
-                writer = csv.DictWriter(handle, fieldnames=list(sweep[0]))
-                writer.writeheader()
-                writer.writerows(sweep)
+            out = Path(args.out)
+            write_text(out / "sweep.md", sweep_table_markdown(sweep) + "\n", True, flag="--out", **checks)
+            table = [list(sweep[0]), *([row[key] for key in sweep[0]] for row in sweep)]
+            write_text(out / "sweep.csv", _csv_text(table), True, flag="--out", **checks)
     return 0
+
+
+def _check_outputs(args, kinds, same_class: bool, checks: dict) -> None:
+    """Refuse, before any work, an output of this run that would land on an input or in ``--data``."""
+    paths = []
+    if args.out is not None:
+        out = Path(args.out)
+        if kinds:
+            paths += results_paths(out).values()
+        if same_class:
+            paths += [*results_paths(out, "same_class" if kinds else "results").values(), out / "pairs.csv"]
+        if args.sweep:
+            paths += [out / "sweep.md", out / "sweep.csv"]
+    for path in paths:
+        check_output(path, checks["inputs"], True, "--out", checks["protected"])
+    if args.save_pairs is not None:
+        root = Path(args.save_pairs)
+        for role, source in checks["inputs"]:
+            if source is not None and _managed(root, Path(source)):
+                raise SSCNError(f"--save-pairs {root} holds the {role} {source}, which this run would remove "
+                                "or replace; choose another --save-pairs folder")
+        check_output(root / SAVED_LISTING, checks["inputs"], True, "--save-pairs", checks["protected"])
+
+
+def _sweep_values(args, model) -> tuple[list[int], list[int]]:
+    """The k and r values of ``--sweep`` (default: around the model's own), checked before any work."""
+    config = model.config
+    ks = sorted(set(args.sweep_k or {0, config.k // 2, config.k, 2 * config.k}))
+    rs = sorted(set(args.sweep_r or {0, config.r}))
+    if max(ks) + max(rs) == 0:
+        raise SSCNError("--sweep: every (k, r) is k = r = 0, which attends to nothing; pass a --sweep-k or "
+                        "--sweep-r above 0")
+    return ks, rs

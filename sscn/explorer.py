@@ -10,6 +10,14 @@ result, for any k and r:
 - :class:`KRExplorer` wraps it in ipywidgets (sliders for k, r and the query point,
   dropdowns for the target and the reference) for JupyterLab and Voila.
 
+The target is always a gray version of a colour photo, so its colours are known: every
+view is scored against that ground truth (:func:`scores`, PSNR of the 8-bit pictures as
+``sscn.evaluate.psnr`` computes it) beside the coarse stage and dense attention, and the
+figure shows the coarse result, the dense result and the ground truth under the chosen
+selection's. Whether 16 top-CAM tokens beat 16 random ones, or the coarse stage alone,
+is then a number on screen. (With another photo as the reference the scores measure
+plausibility only: the reference's colours may be right and still not the target's.)
+
 Everything before the token selection (the reference encoder, GCT, the CAM, the coarse
 image's encoder and both token sets) depends only on the (target, reference) pair, so
 :func:`prepare` runs it once and :func:`attend` reruns only the selection, the
@@ -29,6 +37,7 @@ from .augment import ALL_REFERENCE_KINDS, make_reference
 from .color import gray_l_to_rgb, join_lab, lab_norm_to_rgb, rgb_to_lab_norm, split_lab
 from .colorize import working_shape
 from .errors import SSCNError
+from .evaluate import psnr
 from .models import SSCN
 from .models.attention import select_tokens
 from .models.sscn import Prepared
@@ -93,6 +102,44 @@ def working_inputs(target_rgb: torch.Tensor, ref_rgb: torch.Tensor, size: int, d
     return shaped[0], shaped[1]
 
 
+def working_truth(target_rgb: torch.Tensor, size: int, device=None) -> torch.Tensor:
+    """The target's own colours at the working size, ``1 x 3 x h x w`` normalised Lab: resized as
+    :func:`working_inputs` resizes the target, so its L is exactly the network's gray input."""
+    lab = rgb_to_lab_norm(target_rgb.to(device))[None]
+    hw = working_shape(*lab.shape[-2:], size)
+    if tuple(lab.shape[-2:]) != hw:
+        lab = F.interpolate(lab, size=hw, mode="bilinear", align_corners=False, antialias=True)
+    return lab
+
+
+def scores(prepared: Prepared, attended: Attended, truth_lab: torch.Tensor,
+           dense: Attended | None = None) -> dict[str, float]:
+    """PSNR (dB, 8-bit RGB) against the ground truth of the selection's result, the coarse stage's
+    and, given the dense pass, dense attention's: ``{"psnr", "psnr_coarse"[, "psnr_dense"]}``."""
+    truth = lab_norm_to_rgb(truth_lab)[0].cpu()
+    if truth.shape[-2:] != prepared.gray_l.shape[-2:]:
+        raise SSCNError(f"the ground truth is {tuple(truth.shape[-2:])}, the target {tuple(prepared.gray_l.shape[-2:])}; "
+                        "make it with working_truth at the explorer's size")
+
+    def score(ab: torch.Tensor) -> float:
+        return float(psnr(lab_norm_to_rgb(join_lab(prepared.gray_l, ab))[0].cpu(), truth))
+
+    out = {"psnr": score(attended.ab_fine), "psnr_coarse": score(prepared.ab_coarse)}
+    if dense is not None:
+        out["psnr_dense"] = score(dense.ab_fine)
+    return out
+
+
+def readout(numbers: dict[str, float], attended: Attended) -> str:
+    """The scores as one line of HTML, the selection's result first."""
+    label = "dense" if attended.indices is None else f"k = {attended.k} + r = {attended.r}"
+    parts = [f"<b>PSNR against the ground truth</b>: this result ({label}) <b>{numbers['psnr']:.2f} dB</b>",
+             f"coarse stage {numbers['psnr_coarse']:.2f} dB"]
+    if "psnr_dense" in numbers:
+        parts.append(f"dense, all tokens {numbers['psnr_dense']:.2f} dB")
+    return " &middot; ".join(parts)
+
+
 def query_token(query_xy, image_hw: tuple[int, int], stride: int = viz.TOKEN_STRIDE) -> tuple[tuple[int, int], int]:
     """Pixel ``(x, y)`` of the working-size target -> (the point clamped to the image, its token index)."""
     height, width = image_hw
@@ -119,13 +166,24 @@ def describe(attended: Attended, n: int) -> str:
     return f"k = {attended.k} top-CAM + r = {attended.r} random = {attended.k + attended.r} of {n} tokens"
 
 
-def draw(prepared: Prepared, attended: Attended, query_xy, token: int):
-    """The explorer's figure (three panels): the reference with the selected tokens, the
-    query point's attention over the reference, the colorized result with the query point."""
+def draw(prepared: Prepared, attended: Attended, query_xy, token: int, truth_lab: torch.Tensor | None = None,
+         dense: Attended | None = None, numbers: dict | None = None):
+    """The explorer's figure. First row: the reference with the selected tokens, the query
+    point's attention over the reference, the colorized result with the query point. Given
+    the ground truth, a second row for comparison: the coarse stage, dense attention (when
+    given) and the ground truth, each titled with its PSNR (``numbers``, from :func:`scores`)."""
     reference = lab_norm_to_rgb(prepared.ref_lab)[0].cpu()
     result = lab_norm_to_rgb(join_lab(prepared.gray_l, attended.ab_fine))[0].cpu()
     token_w = prepared.token_hw[1]
-    fig, axes = viz.new_figure(3)
+    if truth_lab is None:
+        fig, axes = viz.new_figure(3)
+    else:
+        from matplotlib.figure import Figure
+
+        fig = Figure(figsize=(viz.FIGSIZE[0], 2 * viz.FIGSIZE[1]), dpi=80)
+        grid = fig.subplots(2, 3, squeeze=False)
+        axes = list(grid[0])
+        _comparison_row(list(grid[1]), prepared, truth_lab, dense, numbers or {})
     viz.show_image(axes[0], reference, "reference, selected tokens")
     if attended.indices is not None:
         chosen = attended.indices[0].cpu()
@@ -137,16 +195,34 @@ def draw(prepared: Prepared, attended: Attended, query_xy, token: int):
     else:
         axes[0].set_title("reference, dense: every token", fontsize=9)
     viz.overlay_map(axes[1], reference, attention_map(attended, token, prepared.token_hw), "attention of the query point")
-    viz.show_image(axes[2], result, "result (SSCN)")
+    title = "result (SSCN)" if "psnr" not in (numbers or {}) else f"this result: {numbers['psnr']:.2f} dB"
+    viz.show_image(axes[2], result, title)
     viz.mark_point(axes[2], query_xy)
     fig.suptitle(describe(attended, prepared.num_tokens), fontsize=10)
     fig.tight_layout()
     return fig
 
 
-def _result_dict(prepared: Prepared, attended: Attended, query_xy, token: int, figure) -> dict:
+def _comparison_row(axes, prepared: Prepared, truth_lab: torch.Tensor, dense: Attended | None, numbers: dict) -> None:
+    def db(key: str) -> str:
+        return f": {numbers[key]:.2f} dB" if key in numbers else ""
+
+    viz.show_image(axes[0], lab_norm_to_rgb(join_lab(prepared.gray_l, prepared.ab_coarse))[0].cpu(),
+                   "coarse stage" + db("psnr_coarse"))
+    if dense is not None:
+        viz.show_image(axes[1], lab_norm_to_rgb(join_lab(prepared.gray_l, dense.ab_fine))[0].cpu(),
+                       "dense, all tokens" + db("psnr_dense"))
+    else:
+        axes[1].set_axis_off()
+    viz.show_image(axes[2], lab_norm_to_rgb(truth_lab)[0].cpu(), "ground truth")
+
+
+def _result_dict(prepared: Prepared, attended: Attended, query_xy, token: int, figure,
+                 truth_lab: torch.Tensor | None = None, numbers: dict | None = None) -> dict:
     chosen = attended.indices[0].cpu() if attended.indices is not None else torch.zeros(0, dtype=torch.long)
     return {
+        **(numbers or {}),
+        "truth": lab_norm_to_rgb(truth_lab)[0].cpu() if truth_lab is not None else None,
         "gray": gray_l_to_rgb(prepared.gray_l)[0].cpu(),
         "reference": lab_norm_to_rgb(prepared.ref_lab)[0].cpu(),
         "coarse": lab_norm_to_rgb(join_lab(prepared.gray_l, prepared.ab_coarse))[0].cpu(),
@@ -186,14 +262,20 @@ def render(
     Returns a dict: ``"gray"``, ``"reference"``, ``"coarse"``, ``"result"`` (``3 x h x w``
     sRGB), ``"ab_fine"`` (``2 x h x w``), ``"attention"`` and ``"cam"`` (``h/4 x w/4``),
     ``"topk"``, ``"random"`` (token indices), the counts ``"k"``, ``"r"``, ``"tokens"``,
-    ``"query"``, ``"query_token"``, the matplotlib ``"figure"`` and its ``"png"`` bytes.
+    ``"query"``, ``"query_token"``, the matplotlib ``"figure"`` and its ``"png"`` bytes;
+    the target's own colours ``"truth"`` and the PSNRs against it (:func:`scores`):
+    ``"psnr"``, ``"psnr_coarse"``, ``"psnr_dense"``.
     """
     device = next(model.parameters()).device
     gray_l, ref_lab = working_inputs(target_rgb, ref_rgb, size, device)
+    truth_lab = working_truth(target_rgb, size, device)
     prepared = prepare(model, gray_l, ref_lab)
     attended = attend(model, prepared, k, r, dense, seed)
+    full = attended if dense else attend(model, prepared, 0, 0, dense=True)
+    numbers = scores(prepared, attended, truth_lab, full)
     query_xy, token = query_token(query_xy, gray_l.shape[-2:])
-    return _result_dict(prepared, attended, query_xy, token, draw(prepared, attended, query_xy, token))
+    figure = draw(prepared, attended, query_xy, token, truth_lab, full, numbers)
+    return _result_dict(prepared, attended, query_xy, token, figure, truth_lab, numbers)
 
 
 class KRExplorer:
@@ -212,6 +294,11 @@ class KRExplorer:
     Encoder passes are cached per (target, reference) pair and the fine stage per
     selection, so moving the query point only redraws, and moving k or r reruns only the
     attention and the decoder.
+
+    Under the controls, ``readout`` (an ``ipywidgets.HTML``) gives the PSNR of the current
+    result against the target's own colours beside the coarse stage's and dense
+    attention's (:func:`scores`; ``self.last`` holds the numbers). The controls wrap onto
+    more lines on a narrow screen (a phone's 390 px): each slider keeps a usable track.
     """
 
     CONTROLS = ("target", "reference", "k", "r", "x", "y", "dense", "seed")
@@ -262,28 +349,40 @@ class KRExplorer:
         k = config.k if k is None else k
         r = config.r if r is None else r
         query_xy = query_xy or (width // 2, height // 2)
-        slider = dict(continuous_update=False, style={"description_width": "initial"})
+        # every control may shrink and its row wraps: at a phone's width each takes a line of its own
+        def fill(basis: str) -> dict:
+            return dict(layout=widgets.Layout(flex=f"1 1 {basis}", min_width="0", max_width="520px"))
+
+        slider = dict(continuous_update=False, style={"description_width": "initial"}, **fill("300px"))
         self.controls = {
-            "target": widgets.Dropdown(options=list(self.photos), value=target, description="target"),
-            "reference": widgets.Dropdown(options=self.reference_options, value=reference, description="reference"),
+            "target": widgets.Dropdown(options=list(self.photos), value=target, description="target", **fill("220px")),
+            "reference": widgets.Dropdown(options=self.reference_options, value=reference, description="reference",
+                                          **fill("260px")),
             "k": widgets.IntSlider(value=min(k, n), min=0, max=n, description="k (top CAM)", **slider),
             "r": widgets.IntSlider(value=min(r, n), min=0, max=n, description="r (random)", **slider),
             "x": widgets.IntSlider(value=query_xy[0], min=0, max=width - 1, description="query x", **slider),
             "y": widgets.IntSlider(value=query_xy[1], min=0, max=height - 1, description="query y", **slider),
-            "dense": widgets.Checkbox(value=dense, description="dense (all tokens)", indent=False),
+            "dense": widgets.Checkbox(value=dense, description="dense (all tokens)", indent=False,
+                                      layout=widgets.Layout(flex="0 0 auto", width="auto")),
             "seed": widgets.BoundedIntText(value=seed, min=0, max=2**31 - 1, description="seed",
-                                           layout=widgets.Layout(width="160px")),
+                                           layout=widgets.Layout(flex="0 1 160px", min_width="0", width="160px")),
         }
         self.status = widgets.HTML()
-        self.image = widgets.Image(format="png")
+        self.status.add_class("sscn-status")
+        self.readout = widgets.HTML()
+        self.readout.add_class("sscn-readout")
+        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", height="auto"))
+        self._truth: dict = {}
         c = self.controls
+        row = dict(layout=widgets.Layout(flex_flow="row wrap", width="100%", align_items="center"))
         self.widget = widgets.VBox([
-            widgets.HBox([c["target"], c["reference"], c["seed"]]),
-            widgets.HBox([c["k"], c["r"], c["dense"]]),
-            widgets.HBox([c["x"], c["y"]]),
+            widgets.HBox([c["target"], c["reference"], c["seed"]], **row),
+            widgets.HBox([c["k"], c["r"], c["dense"]], **row),
+            widgets.HBox([c["x"], c["y"]], **row),
+            self.readout,
             self.status,
             self.image,
-        ])
+        ], layout=widgets.Layout(width="100%", max_width="100%"))
         for control in self.controls.values():
             control.observe(self._on_change, names="value")
         self.update()
@@ -318,6 +417,11 @@ class KRExplorer:
             self._attended = {}
             self.prepare_count += 1
         return self._prepared[key]
+
+    def _get_truth(self, target: str) -> torch.Tensor:
+        if target not in self._truth:
+            self._truth[target] = working_truth(self.photos[target], self.size, self.device)
+        return self._truth[target]
 
     def _get_attended(self, prepared: Prepared, k: int, r: int, dense: bool, seed: int) -> Attended:
         key = ("dense",) if dense else (k, r, seed)
@@ -383,10 +487,14 @@ class KRExplorer:
         except SSCNError as err:
             self.status.value = f"<b>nothing to show:</b> {err}"
             return None
+        truth = self._get_truth(s["target"])
+        full = self._get_attended(prepared, 0, 0, True, 0)  # once per pair: the dense score beside
+        numbers = scores(prepared, attended, truth, full)
         query_xy, token = query_token((s["x"], s["y"]), prepared.gray_l.shape[-2:])
-        figure = draw(prepared, attended, query_xy, token)
-        self.last = _result_dict(prepared, attended, query_xy, token, figure)
+        figure = draw(prepared, attended, query_xy, token, truth, full, numbers)
+        self.last = _result_dict(prepared, attended, query_xy, token, figure, truth, numbers)
         self.image.value = self.last["png"]
+        self.readout.value = readout(numbers, attended)
         share = 100 * (attended.k + attended.r) / prepared.num_tokens
         self.status.value = (f"{describe(attended, prepared.num_tokens)} ({share:.1f} %), query token {token}; "
                              f"{1000 * (time.perf_counter() - start):.0f} ms")

@@ -12,6 +12,7 @@ import errno
 import os
 import stat
 import tempfile
+import time
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator
 
@@ -61,53 +62,185 @@ def _same_file(a: Path, b: Path) -> bool:
         return a.resolve() == b.resolve()
 
 
+def _inside(path: Path, folder: Path) -> bool:
+    return path.resolve().is_relative_to(Path(folder).resolve())
+
+
 def check_output(path: str | Path, inputs: Iterable[tuple[str, str | Path]] = (), overwrite: bool = False,
-                 flag: str = "-o") -> Path:
+                 flag: str = "-o", protected: Iterable[tuple[str, str | Path]] = ()) -> Path:
     """Refuse an output path that would destroy data; returns it as a ``Path``.
 
     Refused: one of the ``inputs`` (``(role, path)`` pairs; the same file under another
-    name or a hard link included), a symbolic link (writing through it would change
-    another file), a folder, and an existing file unless ``overwrite``.
+    name or a hard link included), a path inside one of the ``protected`` folders
+    (``(flag, folder)`` pairs: the data a command reads), a symbolic link (writing through
+    it would change another file), a folder, a name that ends in a slash, a path whose
+    folder cannot be made (a file is in the way), and an existing file unless ``overwrite``.
     """
+    text = os.fspath(path)
+    if text.endswith(("/", os.sep)) or not text:
+        raise SSCNError(f"{flag} {text!r} names a folder; pass a file name")
     path = Path(path)
     for role, source in inputs:
-        if _same_file(path, Path(source)):
+        if source is not None and _same_file(path, Path(source)):
             raise SSCNError(f"{flag} {path} is the {role}; the result must not replace an input, choose another {flag}")
+    for data_flag, folder in protected:
+        if folder is not None and _inside(path, Path(folder)):
+            raise SSCNError(f"{flag} {path} is inside {data_flag} {folder}, which sscn only reads; "
+                            f"choose an {flag} outside it")
     if path.is_symlink():
         raise SSCNError(f"{flag} {path} is a symbolic link; pass the path of a new file "
                         "(sscn never writes through links)")
     if path.is_dir():
         raise SSCNError(f"{flag} {path} is a folder; pass a file name")
+    _check_folder(path, flag)
     if path.exists() and not overwrite:
         raise SSCNError(f"{path} already exists; pass --overwrite to replace it, or choose another {flag}")
     return path
 
 
-def write_atomic(path: str | Path, write: Callable[[BinaryIO], None], overwrite: bool = False) -> Path:
+def _check_folder(path: Path, flag: str) -> None:
+    """The output's folder exists or can be made: checked before the work, not after it."""
+    folder = path.absolute().parent
+    while not folder.exists() and not folder.is_symlink() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise SSCNError(f"{flag} {path}: {folder} is a file, not a folder; choose another {flag}")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, "no permission to write in this folder", str(folder))
+
+
+# Temporary files: one short, fixed pattern (a user's name of up to 255 bytes still fits
+# beside it), visibly unfinished, and held under an flock while written, so the next
+# write into the folder can tell one left by a killed process (no lock) from one being
+# written now. The age guard covers the instant between creating a file and locking it.
+TEMP_PREFIX, TEMP_SUFFIX = ".sscn-unfinished-", ".tmp"
+STALE_AFTER = 5.0  # seconds
+_cleaned: set[str] = set()  # folders already cleaned by this process (a folder of 10,000 PNGs is scanned once)
+
+
+def clean_stale(folder: str | Path, again: bool = False, min_age: float = STALE_AFTER) -> list[Path]:
+    """Remove the temporary files a killed writer left in ``folder`` (never one still being written).
+
+    Each folder is scanned once per process unless ``again``. A folder that this process has
+    locked (:func:`lock_folder`) has no other writer, so its caller may pass ``min_age=0``."""
+    removed = []
+    key = os.path.abspath(folder)
+    if fcntl is None or (key in _cleaned and not again):
+        return removed
+    _cleaned.add(key)
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        if not (entry.name.startswith(TEMP_PREFIX) and entry.name.endswith(TEMP_SUFFIX)):
+            continue
+        try:
+            info = entry.stat(follow_symlinks=False)
+            if not stat.S_ISREG(info.st_mode) or time.time() - info.st_mtime < min_age:
+                continue
+            fd = os.open(entry.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while its writer lives
+            os.unlink(entry.path)
+            removed.append(Path(entry.path))
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _temp_file(folder: Path) -> tuple[int, Path]:
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX, dir=folder)
+    if fcntl is not None:
+        with contextlib.suppress(OSError):  # a file system without locks: the file still works
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd, Path(tmp)
+
+
+def write_atomic(path: str | Path, write: Callable[[BinaryIO], None], overwrite: bool = False, *,
+                 inputs: Iterable[tuple[str, str | Path]] = (), protected: Iterable[tuple[str, str | Path]] = (),
+                 flag: str = "-o") -> Path:
     """Call ``write(handle)`` on a temporary file beside ``path``, sync it, then move it to ``path``.
 
-    Without ``overwrite`` the move fails (an :class:`SSCNError`) when ``path`` exists by
-    then, even if it appeared while writing. Any failure, an interrupt included, removes
-    the temporary file and leaves ``path`` as it was.
+    The one writer of every file sscn makes. Without ``overwrite`` the move fails (an
+    :class:`SSCNError`) when ``path`` exists by then, even if it appeared while writing. Any
+    failure, an interrupt included, removes the temporary file and leaves ``path`` as it was;
+    an error names ``path``, never the temporary file. A replaced file keeps its permission
+    bits. ``inputs`` and ``protected`` are checked again just before the move, as by
+    :func:`check_output` (callers check them before their work too). Temporary files that a
+    killed run left in the folder are removed first (:func:`clean_stale`).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    inputs, protected = list(inputs), list(protected)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        clean_stale(path.parent)
+        fd, tmp = _temp_file(path.parent)
+    except OSError as err:
+        raise _naming(err, path, None) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            _move_new(Path(tmp), path)
+            if inputs or protected:
+                check_output(path, inputs, True, flag, protected)
+            os.chmod(tmp, _mode_for(path, overwrite))
+            # moved while the lock is held, so no cleaner can take it for a killed writer's
+            if overwrite:
+                os.replace(tmp, path)
+            else:
+                _move_new(tmp, path)
+        _sync_folder(path.parent)
+    except OSError as err:
+        raise _naming(err, path, tmp) from None
     finally:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
     return path
+
+
+def write_text(path: str | Path, text: str, overwrite: bool = True, **checks) -> Path:
+    """:func:`write_atomic` of ``text`` as UTF-8; a file name that is not UTF-8 (a lone surrogate
+    from the file system) is written back as its own bytes, so it reads back as the same name."""
+    try:
+        data = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that no file name gives: escape it visibly
+        data = text.encode("utf-8", "backslashreplace")
+    return write_atomic(path, lambda handle: handle.write(data), overwrite, **checks)
+
+
+def _mode_for(path: Path, overwrite: bool) -> int:
+    """The replaced file's permission bits (a private 0600 file stays private), else the usual ones."""
+    if overwrite:
+        with contextlib.suppress(OSError):
+            info = os.stat(path, follow_symlinks=False)
+            if stat.S_ISREG(info.st_mode):
+                return stat.S_IMODE(info.st_mode) & 0o777  # never a set-id bit on a file this process owns
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask  # mkstemp makes 0600; give a new file the usual permissions
+
+
+def _naming(err: OSError, path: Path, tmp: Path | None) -> OSError:
+    """The same error, naming the user's file instead of the temporary one (or nothing)."""
+    if err.filename is not None and tmp is not None and os.fspath(err.filename) != os.fspath(tmp):
+        return err
+    renamed = OSError(err.errno, err.strerror or str(err), str(path))
+    return renamed if renamed.errno is not None else err
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make the rename itself durable (a crash right after it keeps the new file)."""
+    with contextlib.suppress(OSError, AttributeError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _move_new(tmp: Path, path: Path) -> None:

@@ -23,6 +23,8 @@ SAMPLE_PAIRS = (("chelsea", "coffee"), ("coffee", "chelsea"), ("astronaut", "roc
                 ("retina", "immunohistochemistry"))
 SIZE = 128  # px: the working size the bundled model was trained at; panels are shown at it
 PAIRS_PER_ROW = 2
+MAX_CLASSES = 200  # one pair per class: 100 lines of panels, a figure about 15,000 px high
+FIGURE_FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".pdf": "pdf", ".svg": "svg"}
 COLUMNS = ("gray target", "reference", "coarse (GCT)", "final (SSCN)")
 
 
@@ -35,15 +37,18 @@ def sample_rows(size: int = SIZE, pairs=SAMPLE_PAIRS) -> list[dict]:
             for t, r in pairs if t in photos and r in photos]
 
 
-def dataset_rows(data, split: str = "val", size: int = SIZE, progress: bool = False) -> list[dict]:
+def dataset_rows(data, split: str = "val", size: int = SIZE, progress: bool = False, source=None) -> list[dict]:
     """One pair per class of ``data`` (a folder, or Imagenette's root with ``split``): the
-    middle photo of the class and its same-class reference (:func:`sscn.pairs.same_class_pairs`)."""
+    middle photo of the class and its same-class reference (:func:`sscn.pairs.same_class_pairs`).
+    ``source``: ``data`` already opened (:func:`sscn.evaluate.open_photos`)."""
     from .data import IMAGENETTE_CLASSES
     from .evaluate import open_photos
     from .pairs import photo_set, same_class_pairs
 
     prefix = f"{split}: " if (Path(data) / split).is_dir() else ""
-    photos = photo_set(open_photos(data, split, size), size=size, progress=progress)
+    source = open_photos(data, split, size) if source is None else source
+    check_classes(source, data)
+    photos = photo_set(source, size=size, progress=progress)
     by_target = {p.target_index: p for p in same_class_pairs(photos)}
     rows = []
     for cls in sorted(set(photos.classes)):
@@ -51,10 +56,30 @@ def dataset_rows(data, split: str = "val", size: int = SIZE, progress: bool = Fa
         if not members:
             continue
         pair = by_target[members[(len(members) - 1) // 2][1]]
-        rows.append({"title": prefix + IMAGENETTE_CLASSES.get(cls, cls),
+        name = IMAGENETTE_CLASSES.get(cls, cls)
+        # a folder name that is not UTF-8 is shown escaped (the figure's text must be valid Unicode)
+        name = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        rows.append({"title": prefix + name,
                      "target": photos.photos[pair.target_index][2],
                      "reference": photos.photos[pair.reference_index][2]})
     return rows
+
+
+def check_classes(source, data) -> None:
+    """Refuse a dataset with more classes than one figure can show, before any photo is read."""
+    labels = getattr(source, "labels", None)
+    count = len(set(labels)) if labels is not None else 0
+    if count > MAX_CLASSES:
+        raise SSCNError(f"--data {data} has {count:,} classes; the gallery shows one pair per class, at most "
+                        f"{MAX_CLASSES}: pass a folder with fewer classes (make one with links to a few of them)")
+
+
+def figure_format(out) -> str:
+    """matplotlib's format name for a figure file, by its suffix."""
+    try:
+        return FIGURE_FORMATS[Path(out).suffix.lower()]
+    except KeyError:
+        raise SSCNError(f"--output {out} must end in .png, .jpg, .pdf or .svg") from None
 
 
 def colorize_rows(model, rows: list[dict], size: int = SIZE) -> list[dict]:
@@ -96,37 +121,56 @@ def gallery_figure(rows: list[dict], per_row: int = PAIRS_PER_ROW, panel: float 
     return fig
 
 
-def save_figure(fig, out, dpi: int = 88) -> Path:
-    """Save ``fig``; a PNG is written with Pillow's strongest lossless compression."""
+def save_figure(fig, out, dpi: int = 88, *, overwrite: bool = True, **checks) -> Path:
+    """Save ``fig`` atomically (:func:`sscn.files.write_atomic`); a PNG is written with Pillow's
+    strongest lossless compression. ``overwrite=False`` refuses an existing file; ``checks``
+    (``inputs``, ``protected``) refuse an input or a file inside a data folder."""
+    from .files import write_atomic
+
     out = Path(out)
-    if out.suffix.lower() == ".png":
+    fmt = figure_format(out)
+    if fmt == "png":
         from PIL import Image
 
         buffer = io.BytesIO()
         fig.savefig(buffer, format="png", dpi=dpi)
         with Image.open(buffer) as image:
-            image.convert("RGB").save(out, optimize=True)
+            picture = image.convert("RGB")
+
+        def write(handle):
+            picture.save(handle, format="PNG", optimize=True)
     else:
-        fig.savefig(out, dpi=dpi)
-    return out
+        def write(handle):
+            fig.savefig(handle, format=fmt, dpi=dpi)
+    return write_atomic(out, write, overwrite, **checks)
 
 
 def run_gallery(out="sscn-gallery.png", data=None, split: str = "val", checkpoint=None, size: int = SIZE,
-                progress: bool = True) -> Path:
-    """Write the gallery: the sample pairs, plus one pair per class of ``data`` when given."""
-    from .checkpoint import bundled_checkpoint, load_model
+                progress: bool = True, overwrite: bool = False) -> Path:
+    """Write the gallery: the sample pairs, plus one pair per class of ``data`` when given.
 
-    if Path(out).suffix.lower() not in (".png", ".jpg", ".jpeg", ".pdf", ".svg"):
-        raise SSCNError(f"--output {out} must end in .png, .jpg, .pdf or .svg")
+    The figure never replaces the checkpoint or a file inside ``data``, nor an existing file
+    unless ``overwrite``; it is written atomically. Autograd is off inside, and only inside."""
+    from .checkpoint import bundled_checkpoint, load_model
+    from .evaluate import open_photos
+    from .files import check_output
+
+    figure_format(out)
     if checkpoint is None and bundled_checkpoint() is None:
         raise SSCNError("no bundled checkpoint in this installation; pass --checkpoint PATH")
-    torch.set_grad_enabled(False)
-    rows = sample_rows(size)
-    if data is not None:
-        rows += dataset_rows(data, split, size, progress=progress)
-    if not rows:
-        raise SSCNError("no pairs to show: this scikit-image has no sample photos; pass --data DIR")
-    model = load_model(checkpoint)
-    path = save_figure(gallery_figure(colorize_rows(model, rows, size)), out)
+    checks = {"inputs": [("checkpoint", checkpoint or bundled_checkpoint())],
+              "protected": [("--data", data)] if data is not None else [], "flag": "--output"}
+    check_output(out, checks["inputs"], overwrite, "--output", checks["protected"])
+    source = open_photos(data, split, size) if data is not None else None
+    if source is not None:
+        check_classes(source, data)
+    with torch.no_grad():
+        rows = sample_rows(size)
+        if source is not None:
+            rows += dataset_rows(data, split, size, progress=progress, source=source)
+        if not rows:
+            raise SSCNError("no pairs to show: this scikit-image has no sample photos; pass --data DIR")
+        model = load_model(checkpoint)
+        path = save_figure(gallery_figure(colorize_rows(model, rows, size)), out, overwrite=overwrite, **checks)
     print(f"{len(rows)} pairs; figure: {path}")
     return path

@@ -36,6 +36,10 @@ def _batched_uint8(rgb: torch.Tensor, name: str) -> tuple[torch.Tensor, bool]:
     """``B x 3 x H x W`` or ``3 x H x W`` sRGB (float in [0, 1] or uint8) -> 8-bit values as float64, batched."""
     if rgb.dim() not in (3, 4) or rgb.shape[-3] != 3:
         raise SSCNError(f"{name}: expected sRGB images of shape B x 3 x H x W or 3 x H x W, got {tuple(rgb.shape)}")
+    if rgb.shape[-1] < 1 or rgb.shape[-2] < 1:
+        raise SSCNError(f"{name}: the image has no pixels (shape {tuple(rgb.shape)})")
+    if rgb.is_floating_point() and not torch.isfinite(rgb).all():
+        raise SSCNError(f"{name}: the image has NaN or infinite values; pass finite sRGB in [0, 1]")
     single = rgb.dim() == 3
     rgb = rgb[None] if single else rgb
     return to_uint8(rgb).double().cpu(), single

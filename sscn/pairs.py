@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -56,6 +57,7 @@ import torch.nn.functional as F
 
 from .color import rgb_to_gray_l, rgb_to_lab_norm, split_lab
 from .errors import SSCNError
+from .files import open_regular, write_text
 
 SAME_CLASS = "same_class"  # the reference kind's name in ``sscn evaluate --kinds``
 SAME_CLASS_LABEL = "same class"
@@ -79,8 +81,11 @@ def gray_descriptor(gray_l: torch.Tensor) -> torch.Tensor:
     values (4 x 4 cells x 8 orientation bins of magnitude, unit length), both scaled by
     ``1 / sqrt(2)``. A flat image has no layout or gradients: its descriptor is 0.
     """
-    if gray_l.dim() != 4 or gray_l.shape[1] != 1:
-        raise SSCNError(f"gray_descriptor needs normalised L of shape B x 1 x H x W, got {tuple(gray_l.shape)}")
+    if gray_l.dim() != 4 or gray_l.shape[1] != 1 or gray_l.shape[-2] < 1 or gray_l.shape[-1] < 1:
+        raise SSCNError(f"gray_descriptor needs normalised L of shape B x 1 x H x W (H, W >= 1), "
+                        f"got {tuple(gray_l.shape)}")
+    if not torch.isfinite(gray_l).all():
+        raise SSCNError("gray_descriptor: the image has NaN or infinite values; pass finite normalised L")
     x = gray_l.double()
     if x.shape[-2:] != (DESCRIPTOR_SIZE, DESCRIPTOR_SIZE):
         x = F.interpolate(x, size=(DESCRIPTOR_SIZE, DESCRIPTOR_SIZE), mode="bilinear", align_corners=False,
@@ -129,7 +134,7 @@ class PhotoSet:
         if lookup is None:
             lookup = self._lookup = {k: i for i, k in enumerate(self.keys)}
         if key not in lookup:
-            raise SSCNError(f"the pairs file names {key!r}, which is not a photo of this dataset; "
+            raise SSCNError(f"the pairs file names {_short(key)}, which is not a photo of this dataset; "
                             "pass the --data (and --split) the pairs were made on")
         return lookup[key]
 
@@ -221,49 +226,81 @@ def same_class_pairs(photo_set_or_source, size: int = 128, near_duplicate: float
     return sorted(pairs, key=lambda p: p.target_index)
 
 
-def write_pairs(pairs: Sequence[Pair], path: str | Path) -> Path:
-    """Write ``target,reference,class,distance`` CSV (distance with 6 decimals); returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(PAIR_COLUMNS)
-        writer.writerows((p.target, p.reference, p.cls, f"{p.distance:.{DECIMALS}f}") for p in pairs)
-    return path
+def write_pairs(pairs: Sequence[Pair], path: str | Path, **checks) -> Path:
+    """Write ``target,reference,class,distance`` CSV (distance with 6 decimals); returns the path.
+
+    UTF-8; a file name that is not UTF-8 is written as its own bytes, so :func:`read_pairs`
+    gives back the same key. Written atomically, replacing an earlier file; ``checks``
+    (``inputs``, ``protected``, ``flag``) go to :func:`sscn.files.write_atomic`.
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(PAIR_COLUMNS)
+    writer.writerows((p.target, p.reference, p.cls, f"{p.distance:.{DECIMALS}f}") for p in pairs)
+    return write_text(path, buffer.getvalue(), True, **checks)
+
+
+MAX_PAIRS_BYTES = 1 << 30  # a pairs file of a million photos is about 100 MB
 
 
 def read_pairs(path: str | Path, photos: PhotoSet | None = None) -> list[Pair]:
     """Read a pairs CSV (:func:`write_pairs`); with ``photos``, resolve the keys to indices.
 
     A target may appear once; a photo paired with itself is refused (the file was edited
-    or made by another rule).
+    or made by another rule). Bytes that are not UTF-8 are kept as they are (they may name a
+    file whose name is not UTF-8). With ``photos``, a pair naming a photo that fails to
+    decode is left out with a warning, never scored with another photo in its place.
     """
     path = Path(path)
-    if not path.is_file():
-        raise SSCNError(f"--pairs {path}: no such file; pass a pairs CSV written by sscn evaluate --kinds same_class")
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
+    where = f"--pairs {path}"
+    if not path.exists():
+        raise SSCNError(f"{where}: no such file; pass a pairs CSV written by sscn evaluate --kinds same_class")
+    with open_regular(path, "--pairs file") as handle:
+        data = handle.read(MAX_PAIRS_BYTES + 1)
+    if len(data) > MAX_PAIRS_BYTES:
+        raise SSCNError(f"{where} is larger than {MAX_PAIRS_BYTES >> 20} MB; pass a pairs CSV written by sscn evaluate")
+    text = data.decode("utf-8-sig", "surrogateescape")
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
         if reader.fieldnames is None or not set(PAIR_COLUMNS[:2]) <= set(reader.fieldnames):
-            raise SSCNError(f"--pairs {path}: expected the columns {','.join(PAIR_COLUMNS)}")
+            raise SSCNError(f"{where}: expected the columns {','.join(PAIR_COLUMNS)}")
         rows = list(reader)
-    pairs, seen = [], set()
+    except csv.Error as err:  # a NUL byte, a field over csv's size limit
+        # line_num counts the lines read before the one that failed
+        raise SSCNError(f"{where}, line {reader.line_num + 1}: {err}; pass a pairs CSV written by sscn evaluate") \
+            from None
+    pairs, seen, failed = [], set(), []
     for line, row in enumerate(rows, start=2):
         target, reference = row["target"], row["reference"]
+        if not target or not reference:
+            raise SSCNError(f"{where}, line {line}: a target and a reference are needed")
         if target == reference:
-            raise SSCNError(f"--pairs {path}, line {line}: {target} is paired with itself")
+            raise SSCNError(f"{where}, line {line}: {_short(target)} is paired with itself")
         if target in seen:
-            raise SSCNError(f"--pairs {path}, line {line}: {target} is listed twice")
+            raise SSCNError(f"{where}, line {line}: {_short(target)} is listed twice")
         seen.add(target)
         try:
             distance = float(row.get("distance") or "nan")
         except ValueError:
-            raise SSCNError(f"--pairs {path}, line {line}: distance {row['distance']!r} is not a number") from None
+            raise SSCNError(f"{where}, line {line}: distance {_short(row['distance'])} is not a number") from None
         ti = photos.index_of(target) if photos is not None else -1
         ri = photos.index_of(reference) if photos is not None else -1
+        if photos is not None and {ti, ri} & photos.failed:
+            failed.append(target if ti in photos.failed else reference)
+            continue
         pairs.append(Pair(target, reference, row.get("class") or "", distance, ti, ri))
+    if failed:
+        warnings.warn(f"{len(failed)} pair(s) of {where} name a photo that could not be decoded and are left out "
+                      f"of the scores (first: {_short(failed[0])})", stacklevel=2)
     if not pairs:
-        raise SSCNError(f"--pairs {path} lists no pairs")
+        raise SSCNError(f"{where} lists no pairs" + (" whose photos decode" if failed else ""))
     return pairs
+
+
+def _short(text, limit: int = 80) -> str:
+    """``repr`` of a field from a file, cut short: a message stays one readable line."""
+    text = str(text)
+    return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} characters)"
 
 
 # --------------------------------------------------------------------------- the benchmark
@@ -308,11 +345,19 @@ def same_class_case(photos: PhotoSet, pairs: Sequence[Pair]):
     hold the reference indices, as there is no seed)."""
     from .evaluate import Case
 
-    truth = torch.stack([photos.photos[p.target_index][2] for p in pairs])
-    reference = torch.stack([photos.photos[p.reference_index][2] for p in pairs])
+    # never the next readable photo in place of one that fails to decode: that is an error here
+    truth = torch.stack([_exact(photos, p.target_index) for p in pairs])
+    reference = torch.stack([_exact(photos, p.reference_index) for p in pairs])
     return Case(SAME_CLASS, [p.target_index for p in pairs], [p.target for p in pairs],
                 [p.reference_index for p in pairs], split_lab(rgb_to_lab_norm(truth))[0], rgb_to_lab_norm(reference),
                 reference, truth)
+
+
+def _exact(photos: PhotoSet, index: int) -> torch.Tensor:
+    """Photo ``index`` of the source itself (an image folder would serve the next one for a bad file)."""
+    if index in photos.failed:
+        raise SSCNError(f"{photos.keys[index]!r} could not be decoded; it cannot be scored")
+    return photos.photos._photo(index, substitute=False)[2]  # photo_set's Photos hold the whole source
 
 
 def evaluate_same_class(methods: dict, source, size: int = 128, limit: int | None = None, batch_size: int = 16,
@@ -323,7 +368,8 @@ def evaluate_same_class(methods: dict, source, size: int = 128, limit: int | Non
     ``source``: as for :class:`sscn.evaluate.Photos` (or a :class:`PhotoSet`); ``pairs``:
     the pairs to score (a list or a CSV file), default :func:`same_class_pairs`; ``limit``
     keeps that many evenly spaced pairs. Returns one :class:`SameClassRow` per method and
-    the pairs scored. ``save_dir`` writes the PNGs as ``sscn evaluate --save-pairs`` does.
+    the pairs scored. ``save_dir`` (a folder or an :class:`sscn.evaluate.SavedPairs`) writes
+    the PNGs as ``sscn evaluate --save-pairs`` does.
     """
     from . import evaluate as ev
     from .metrics import colourfulness, palette_similarity
@@ -349,14 +395,15 @@ def evaluate_same_class(methods: dict, source, size: int = 128, limit: int | Non
                         "at least two photos in a class")
     if limit is not None and limit < len(pairs):
         pairs = [pairs[i] for i in np.round(np.linspace(0, len(pairs) - 1, limit)).astype(int)]
+    saved = ev.SavedPairs.of(save_dir)
     per = {name: {m: [] for m in SAME_CLASS_METRICS} for name in methods}
     palette_truth = []
     bar = _progress(len(pairs), progress, "same class")
     for start in range(0, len(pairs), batch_size):
         chunk = pairs[start:start + batch_size]
         case = same_class_case(photos, chunk)
-        if save_dir is not None:
-            ev.save_pairs(case, save_dir)
+        if saved is not None:
+            saved.add(case)
         truth_colourfulness = colourfulness(case.truth).tolist()
         palette_truth += palette_similarity(case.truth, case.reference).tolist()
         for name, method in methods.items():
@@ -369,6 +416,8 @@ def evaluate_same_class(methods: dict, source, size: int = 128, limit: int | Non
             scores["palette"] += palette_similarity(result, case.reference).tolist()
         bar.update(len(chunk))
     bar.close()
+    if saved is not None:
+        saved.finish()
     rows = []
     for name, scores in per.items():
         arrays = {m: np.asarray(v, dtype=np.float64) for m, v in scores.items()}
@@ -405,36 +454,43 @@ def results_table_markdown(rows: Sequence[SameClassRow | dict]) -> str:
 
 
 def write_results(rows: Sequence[SameClassRow], pairs: Sequence[Pair], out_dir: str | Path,
-                  stem: str = "results") -> dict[str, Path]:
-    """Write ``<stem>.csv`` (means), ``<stem>.md``, ``<stem>_per_image.csv`` and ``pairs.csv`` under ``out_dir``."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"csv": out / f"{stem}.csv", "markdown": out / f"{stem}.md", "per_image": out / f"{stem}_per_image.csv",
-             "pairs": out / "pairs.csv"}
-    from .evaluate import write_means  # evaluate imports this module
+                  stem: str = "results", **checks) -> dict[str, Path]:
+    """Write ``<stem>.csv`` (means), ``<stem>.md``, ``<stem>_per_image.csv`` and ``pairs.csv`` under ``out_dir``.
 
-    write_means(rows, COLUMNS, results_table_markdown(rows), paths["csv"], paths["markdown"])
-    with paths["per_image"].open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        names = (*SAME_CLASS_METRICS, "palette_truth")
-        writer.writerow(["method", "target", "reference", *names])
-        for row in rows:
-            for i, pair in enumerate(row.pairs):
-                writer.writerow([row.method, pair.target, pair.reference, *(f"{row.scores[m][i]:.6f}" for m in names)])
-    write_pairs(pairs, paths["pairs"])
+    Each file is written atomically; ``checks`` (``inputs``, ``protected``) refuse one that
+    is an input, such as the ``--pairs`` file this run read (:func:`sscn.files.write_atomic`)."""
+    from .evaluate import results_paths, write_means  # evaluate imports this module
+
+    out = Path(out_dir)
+    checks.setdefault("flag", "--out")
+    paths = {**results_paths(out, stem), "pairs": out / "pairs.csv"}
+    write_means(rows, COLUMNS, results_table_markdown(rows), paths["csv"], paths["markdown"], **checks)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    names = (*SAME_CLASS_METRICS, "palette_truth")
+    writer.writerow(["method", "target", "reference", *names])
+    for row in rows:
+        for i, pair in enumerate(row.pairs):
+            writer.writerow([row.method, pair.target, pair.reference, *(f"{row.scores[m][i]:.6f}" for m in names)])
+    write_text(paths["per_image"], buffer.getvalue(), True, **checks)
+    write_pairs(pairs, paths["pairs"], **checks)
     return paths
 
 
-def run_cli(args, methods: dict, source, stem: str = "results") -> list[SameClassRow]:
-    """The ``same_class`` kind of ``sscn evaluate``: print the table, write it (and the pairs) to ``--out``."""
+def run_cli(args, methods: dict, source, stem: str = "results", save_dir=None, **checks) -> list[SameClassRow]:
+    """The ``same_class`` kind of ``sscn evaluate``: print the table, write it (and the pairs) to ``--out``.
+
+    ``save_dir``: the run's :class:`sscn.evaluate.SavedPairs` (default: ``args.save_pairs``);
+    ``checks``: ``inputs`` and ``protected`` for every file written."""
     progress = not getattr(args, "no_progress", False)
     photos = photo_set(source, size=args.size, progress=progress)
     pairs = read_pairs(args.pairs, photos) if getattr(args, "pairs", None) else same_class_pairs(photos)
     rows, pairs = evaluate_same_class(methods, photos, size=args.size, limit=args.limit, batch_size=args.batch_size,
-                                      pairs=pairs, save_dir=getattr(args, "save_pairs", None), progress=progress)
+                                      pairs=pairs, save_dir=save_dir or getattr(args, "save_pairs", None),
+                                      progress=progress)
     print(results_table_markdown(rows))
     if getattr(args, "out", None):
-        write_results(rows, pairs, args.out, stem)
+        write_results(rows, pairs, args.out, stem, **checks)
     return rows
 
 

@@ -21,7 +21,8 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+import warnings
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +31,15 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from .checkpoint import save_atomic
+from . import files
+from .checkpoint import kept_message, save_run_checkpoint
 from .color import rgb_to_lab_norm
 from .errors import SSCNError
 from .models.encoder import NORMS, VGGEncoder
 from .precision import PRECISIONS, autocast_for, describe
+
+
+MAX_EPOCHS = 1_000_000  # far beyond any run; bounds the step count (an infinite one cannot be counted)
 
 
 @dataclass
@@ -63,7 +68,7 @@ class PretrainConfig:
     seed: int = 0
 
     def validate(self) -> None:
-        from .train import check_field_types
+        from .train import check_field_types, device_name_ok
 
         check_field_types(self, "pretrain parameter")
         checks = [
@@ -73,15 +78,16 @@ class PretrainConfig:
             (32 <= self.crop <= self.image_size, "crop", "between 32 and image_size"),
             (0 <= self.gray_share <= 1, "gray_share", "in [0, 1]"),
             (self.batch_size >= 2, "batch_size", ">= 2 (batch norm needs two images)"),
-            (self.epochs > 0, "epochs", "> 0"),
+            (0 < self.epochs <= MAX_EPOCHS, "epochs", f"a number > 0 and at most {MAX_EPOCHS:,}"),
             (self.lr > 0 and math.isfinite(self.lr), "lr", "a finite number > 0"),
-            (self.weight_decay >= 0, "weight_decay", ">= 0"),
-            (self.warmup_epochs >= 0, "warmup_epochs", ">= 0"),
+            (0 <= self.weight_decay < math.inf, "weight_decay", "a finite number >= 0"),
+            (0 <= self.warmup_epochs <= MAX_EPOCHS, "warmup_epochs", f"a number >= 0 and at most {MAX_EPOCHS:,}"),
             (0 <= self.label_smoothing < 1, "label_smoothing", "in [0, 1)"),
             (self.val_every >= 1, "val_every", ">= 1"),
             (self.val_images >= 0, "val_images", ">= 0 (0: all)"),
-            (self.time_limit_min >= 0, "time_limit_min", ">= 0 (0: no limit)"),
-            (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:"), "device", "'auto', 'cpu' or 'cuda'"),
+            (0 <= self.time_limit_min < math.inf, "time_limit_min", "a finite number >= 0 (0: no limit)"),
+            (device_name_ok(self.device), "device", "'auto', 'cpu', 'cuda' or 'cuda:N'"),
+            (abs(self.seed) < 2**32, "seed", "an int between -2**32 and 2**32"),
             (self.precision in PRECISIONS, "precision", " or ".join(map(repr, PRECISIONS))),
         ]
         for ok, name, rule in checks:
@@ -107,19 +113,37 @@ class EncoderClassifier(nn.Module):
         return self.fc5(f5.mean(dim=(2, 3))), self.fc6(f6.mean(dim=(2, 3)))
 
 
+def optimizer_groups(model: EncoderClassifier) -> list[list[nn.Parameter]]:
+    """AdamW's two groups: weights (decayed), then biases and batch-norm scales (not decayed)."""
+    return [[p for p in model.parameters() if p.ndim > 1], [p for p in model.parameters() if p.ndim <= 1]]
+
+
 def load_photos(root: Path, size: int, limit: int = 0, desc: str = "decode") -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Every photo of an image folder, resized and centre-cropped to ``size``: (uint8 ``N x 3 x S x S``, labels, classes).
 
     8,353 photos at 128 px take 0.4 GB; decoding them once keeps JPEG decoding out of every step.
+    A photo that fails to decode is left out with one warning (as ``sscn train`` and ``evaluate`` do).
     """
     from .data import ImageFolder, decode_image, resize_center_crop
 
     folder = ImageFolder(root, size, limit=limit or None)
     images = torch.empty(len(folder), 3, size, size, dtype=torch.uint8)
     labels = torch.tensor(folder.labels, dtype=torch.int64)
+    kept, failed = [], []
     for i, (path, _) in enumerate(tqdm(folder.samples, desc=desc, leave=False)):
-        images[i] = _uint8(resize_center_crop(decode_image(path), size))
-    return images, labels, folder.classes
+        try:
+            image = decode_image(path)
+        except (SSCNError, OSError) as err:  # OSError: no permission to read it
+            failed.append(err)
+            continue
+        images[len(kept)] = _uint8(resize_center_crop(image, size))
+        kept.append(i)
+    if failed:
+        warnings.warn(f"skipped {len(failed)} of {len(folder)} photos in {root} that could not be decoded "
+                      f"(first: {failed[0]})", stacklevel=2)
+    if not kept:
+        raise SSCNError(f"none of the {len(folder)} photos in {root} could be decoded")
+    return images[:len(kept)], labels[kept], folder.classes
 
 
 def _uint8(image) -> torch.Tensor:
@@ -189,13 +213,22 @@ def pretrain(cfg: PretrainConfig, progress: bool = True) -> dict:
     """
     from .files import training_folder
 
+    from .train import out_of_memory_message
+
     cfg.validate()
     with training_folder(cfg.out_dir, cfg.data_dir):
-        return _pretrain(cfg, progress)
+        try:
+            return _pretrain(cfg, progress)
+        except (MemoryError, RuntimeError) as exc:
+            message = out_of_memory_message(exc, Path(cfg.out_dir) / "last.pt", cfg.batch_size, "image_size",
+                                            cfg.image_size)
+            if message is None:
+                raise
+            raise SSCNError(message) from None
 
 
 def _pretrain(cfg: PretrainConfig, progress: bool) -> dict:
-    from .train import resolve_device
+    from .train import prepare_out_dir, resolve_device
 
     device = resolve_device(cfg.device)
     root = Path(cfg.data_dir)
@@ -204,6 +237,7 @@ def _pretrain(cfg: PretrainConfig, progress: bool) -> dict:
                         "the val split stays unseen by training and measures it")
     out_dir = Path(cfg.out_dir)
     ckpt_path, log_path = out_dir / "last.pt", out_dir / "metrics.jsonl"
+    prepare_out_dir(out_dir, ckpt_path)  # before the photos are decoded: a folder it cannot write fails now
 
     train_x, train_y, classes = load_photos(root / "train", cfg.image_size, desc="decode train")
     val_x, val_y, val_classes = load_photos(root / "val", cfg.image_size, cfg.val_images, desc="decode val")
@@ -219,24 +253,27 @@ def _pretrain(cfg: PretrainConfig, progress: bool) -> dict:
     model = EncoderClassifier(cfg.width, cfg.norm, len(classes)).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    decay = [p for p in model.parameters() if p.ndim > 1]
-    no_decay = [p for p in model.parameters() if p.ndim <= 1]  # biases and batch-norm scales
+    decay, no_decay = optimizer_groups(model)
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
-    step, history = 0, []
+    step, history, saved_step = 0, [], None
     if ckpt_path.exists():
-        ckpt = read_pretrained(ckpt_path)
+        ckpt = read_pretrained(ckpt_path, resume=True)
         if ckpt["config"]["width"] != cfg.width or ckpt["config"]["norm"] != cfg.norm or ckpt["classes"] != classes:
             raise SSCNError(f"{ckpt_path} was trained with another width, norm or class list; use a new out_dir")
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         step, history = ckpt["step"], ckpt.get("history", [])
-        log_path.write_text("".join(json.dumps(record) + "\n" for record in history))
+        saved_step = step
+        files.write_text(log_path, "".join(json.dumps(record) + "\n" for record in history))
         print(f"resumed from {ckpt_path.name} at step {step} of {total}")
 
     def save() -> None:
-        save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                     "config": asdict(cfg), "classes": classes, "history": history, "kind": "sscn-pretrain"}, ckpt_path)
+        nonlocal saved_step
+        save_run_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
+                             "config": asdict(cfg), "classes": classes, "history": history, "kind": "sscn-pretrain"},
+                            ckpt_path, kept_message(ckpt_path, saved_step))
+        saved_step = step
 
     def evaluate(record: dict) -> None:
         for gray in (True, False):
@@ -249,61 +286,63 @@ def _pretrain(cfg: PretrainConfig, progress: bool) -> dict:
     started, tick, seen = time.time(), time.time(), 0
     stop_reason = "epochs"
     bar = tqdm(total=total, initial=step, disable=not progress, desc="pretrain", dynamic_ncols=True)
-    while step < total:
-        epoch, offset = divmod(step, per_epoch)
-        order = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch))
-        for b in range(offset, per_epoch):
-            generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 7919 * step + 1)
-            index = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            x = augment(train_x[index], cfg.crop, cfg.gray_share, generator).to(device)
-            if cfg.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            y = train_y[index].to(device)
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step, total, warmup, cfg.lr)
-            with autocast_for(device, cfg.precision):
-                l5, l6 = model(x)
-            loss = (F.cross_entropy(l5.float(), y, label_smoothing=cfg.label_smoothing)
-                    + F.cross_entropy(l6.float(), y, label_smoothing=cfg.label_smoothing))
-            if not torch.isfinite(loss):
-                raise SSCNError(f"pre-stage diverged at step {step + 1} (loss {float(loss)}); "
-                                f"the last checkpoint is kept; resume with a lower lr")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            step += 1
-            seen += len(x)
-            bar.update(1)
-            end_of_epoch = b == per_epoch - 1
-            out_of_time = cfg.time_limit_min and time.time() - started > cfg.time_limit_min * 60
-            if end_of_epoch or step == total or out_of_time:
-                now = time.time()
-                record = {"step": step, "epoch": step / per_epoch, "loss": float(loss.detach()), "lr": optimizer.param_groups[0]["lr"],
-                          "train_top1_l5": float((l5.argmax(1) == y).float().mean()),
-                          "images_per_s": seen / max(now - tick, 1e-9), "elapsed_s": now - started}
-                if round(step / per_epoch) % cfg.val_every == 0 or step == total or out_of_time:
-                    evaluate(record)
-                    bar.set_postfix(gray=f"{record['val_gray_top1_l5']:.3f}", colour=f"{record['val_colour_top1_l5']:.3f}")
-                history.append(record)
-                with open(log_path, "a") as handle:
-                    handle.write(json.dumps(record) + "\n")
-                save()
-                seen, tick = 0, time.time()
-            if out_of_time:
-                stop_reason = "time limit"
+    try:  # the bar ends its line whatever stops the loop, so an error prints on a line of its own
+        while step < total:
+            epoch, offset = divmod(step, per_epoch)
+            order = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch))
+            for b in range(offset, per_epoch):
+                generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 7919 * step + 1)
+                index = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+                x = augment(train_x[index], cfg.crop, cfg.gray_share, generator).to(device)
+                if cfg.channels_last:
+                    x = x.contiguous(memory_format=torch.channels_last)
+                y = train_y[index].to(device)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr_at(step, total, warmup, cfg.lr)
+                with autocast_for(device, cfg.precision):
+                    l5, l6 = model(x)
+                loss = (F.cross_entropy(l5.float(), y, label_smoothing=cfg.label_smoothing)
+                        + F.cross_entropy(l6.float(), y, label_smoothing=cfg.label_smoothing))
+                if not torch.isfinite(loss):
+                    raise SSCNError(f"pre-stage diverged at step {step + 1} (loss {float(loss.detach())}); "
+                                    f"{kept_message(ckpt_path, saved_step)}; resume with a lower lr")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                step += 1
+                seen += len(x)
+                bar.update(1)
+                end_of_epoch = b == per_epoch - 1
+                out_of_time = cfg.time_limit_min and time.time() - started > cfg.time_limit_min * 60
+                if end_of_epoch or step == total or out_of_time:
+                    now = time.time()
+                    record = {"step": step, "epoch": step / per_epoch, "loss": float(loss.detach()), "lr": optimizer.param_groups[0]["lr"],
+                              "train_top1_l5": float((l5.argmax(1) == y).float().mean()),
+                              "images_per_s": seen / max(now - tick, 1e-9), "elapsed_s": now - started}
+                    if round(step / per_epoch) % cfg.val_every == 0 or step == total or out_of_time:
+                        evaluate(record)
+                        bar.set_postfix(gray=f"{record['val_gray_top1_l5']:.3f}", colour=f"{record['val_colour_top1_l5']:.3f}")
+                    history.append(record)
+                    with open(log_path, "a") as handle:
+                        handle.write(json.dumps(record) + "\n")
+                    save()
+                    seen, tick = 0, time.time()
+                if out_of_time:
+                    stop_reason = "time limit"
+                    break
+                if step >= total:
+                    break
+            if stop_reason == "time limit":
                 break
-            if step >= total:
-                break
-        if stop_reason == "time limit":
-            break
-    bar.close()
+    finally:
+        bar.close()
     last = next((h for h in reversed(history) if "val_gray_top1_l5" in h), {})
     summary = {"steps": step, "total_steps": total, "stopped_by": stop_reason, "wall_s": time.time() - started,
                "val_gray_top1": last.get("val_gray_top1_l5"), "val_colour_top1": last.get("val_colour_top1_l5"),
                "val_gray_top1_l6": last.get("val_gray_top1_l6"), "val_colour_top1_l6": last.get("val_colour_top1_l6"),
                "val_images": len(val_x), "images_per_s": float(np.median([h["images_per_s"] for h in history])) if history else None,
                "precision": describe(device, cfg.precision), "config": asdict(cfg)}
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    files.write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
     return summary
 
 
@@ -311,22 +350,14 @@ def _pretrain(cfg: PretrainConfig, progress: bool) -> dict:
 BUNDLED_PRETRAIN = Path(__file__).parent / "checkpoints" / "pretrain_imagenette2_128.pt"
 
 
-def read_pretrained(path: str | Path) -> dict:
-    """A pre-stage checkpoint (``"bundled"``: the shipped one), read as safely as an SSCN one,
-    its config checked as a ``PretrainConfig``."""
+def read_pretrained(path: str | Path, resume: bool = False) -> dict:
+    """A pre-stage checkpoint (``"bundled"``: the shipped one), read and checked by
+    :func:`sscn.checkpoint.read_checkpoint` (config, classes, weights; with ``resume`` the
+    optimizer state, step and history too)."""
     from .checkpoint import read_checkpoint
 
     path = BUNDLED_PRETRAIN if str(path) == "bundled" else path
-    ckpt = read_checkpoint(path, sscn_config=False)
-    if ckpt.get("kind") != "sscn-pretrain" or not isinstance(ckpt["config"], dict):
-        raise SSCNError(f"{path} is not a pre-stage checkpoint (sscn pretrain writes one); for an SSCN "
-                        "checkpoint use init_from")
-    known = {f.name for f in fields(PretrainConfig)}
-    try:
-        PretrainConfig(**{k: v for k, v in ckpt["config"].items() if k in known}).validate()
-    except (SSCNError, TypeError) as exc:
-        raise SSCNError(f"{path} has a broken pre-stage config ({exc})") from None
-    return ckpt
+    return read_checkpoint(path, kind="pretrain-resume" if resume else "pretrain")
 
 
 def pretrained_classifier(path: str | Path = "bundled") -> tuple[EncoderClassifier, list[str]]:

@@ -152,6 +152,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="instead of measuring, draw both classifiers' CAMs on one photo of 6 classes (PNG)")
     args = parser.parse_args(argv)
     try:
+        from .files import check_output
+
+        for flag, out in (("--figure", args.figure), ("--out", args.out)):
+            if out:  # before minutes of measuring: a path that cannot be written is said at once
+                check_output(out, overwrite=True, flag=flag, protected=[("--data", args.data)])
         model = load_model(args.checkpoint)
         judge, judge_classes = pretrained_classifier(args.pretrained)
         folder = ImageFolder(args.data, args.size, reference="tps", seed=0, limit=args.limit)
@@ -166,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
             labels = torch.tensor([folder.labels[i] for i in chosen])
             names = [IMAGENETTE_CLASSES.get(c, c) for c in judge_classes]
             fig = cam_figure(cam_panels(model, judge, names, photos, labels, args.k), photos, names, args.k)
-            save_figure(fig, args.figure, dpi=64)
+            save_figure(fig, args.figure, dpi=64, flag="--figure", protected=[("--data", args.data)])
             print(f"wrote {args.figure}")
             return 0
         result = measure(model, judge, folder, args.k, args.r)
@@ -176,8 +181,13 @@ def main(argv: list[str] | None = None) -> int:
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n")
+        from .files import write_text
+
+        try:
+            write_text(args.out, text + "\n", flag="--out", protected=[("--data", args.data)])
+        except SSCNError as exc:
+            print(f"sscn.semantics: error: {exc}", file=sys.stderr)
+            return 2
     return 0
 
 

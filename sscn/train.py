@@ -17,6 +17,7 @@ import math
 import os
 import random
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -28,11 +29,12 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
 from .augment import training_references
-from .checkpoint import check_config_match, read_checkpoint, save_atomic
+from .checkpoint import check_checkpoint, check_config_match, kept_message, read_checkpoint, save_run_checkpoint
 from .color import join_lab, lab_norm_to_rgb
 from .contextual import reference_contextual_loss
 from .data import ImageFolder, sample_folder
 from .errors import SSCNError
+from . import files
 from .files import training_folder
 from .losses import LossWeights, sscn_loss
 from .models import SSCN, SSCNConfig
@@ -84,7 +86,7 @@ class TrainConfig:
     channels_last: bool = True  # NHWC weights and inputs: 1.1-1.2x faster CPU steps (benchmarks/README.md)
     seed: int = 0
     vgg_weights: str = ""  # width 1.0: a torchvision vgg19 state dict, or "imagenet" to download
-    init_from: str = ""  # start from this checkpoint's weights (fine-tuning); ignored when resuming
+    init_from: str = ""  # start from this checkpoint's weights (fine-tuning; not with encoder_from); ignored when resuming
 
     def model_config(self, num_classes: int) -> SSCNConfig:
         return SSCNConfig(
@@ -118,8 +120,11 @@ class TrainConfig:
              "0 unless same_class_share > 0 (it scores results against a different photo's colours)"),
             (self.same_class_colour_losses or self.w_cx > 0, "same_class_colour_losses",
              "on unless w_cx > 0 (without them and the contextual loss, same-class pairs teach no colour)"),
-            (not self.freeze_encoder or bool(self.encoder_from), "freeze_encoder",
-             "used with encoder_from (a random encoder is not worth freezing)"),
+            (not self.freeze_encoder or bool(self.encoder_from or self.init_from), "freeze_encoder",
+             "used with encoder_from or init_from (a random encoder is not worth freezing)"),
+            (not (self.init_from and self.encoder_from), "init_from",
+             f"empty when encoder_from is set: both set the encoders, and init_from's would replace encoder_from's; "
+             f"pass one of them (encoder_from is {self.encoder_from!r})"),
             (self.similarity in ("cosine", "dot"), "similarity", "'cosine' or 'dot'"),
             (self.encoder_norm in ("batch", "none"), "encoder_norm", "'batch' or 'none'"),
             (4 <= self.style_level <= 6, "style_level", "4, 5 or 6"),
@@ -132,12 +137,17 @@ class TrainConfig:
             (self.time_limit_min >= 0, "time_limit_min", ">= 0 (0: no limit)"),
             (self.num_workers >= 0, "num_workers", ">= 0"),
             (self.precision in PRECISIONS, "precision", " or ".join(map(repr, PRECISIONS))),
-            (self.device in ("auto", "cpu", "cuda") or (self.device.startswith("cuda:") and self.device[5:].isascii()
-             and self.device[5:].isdigit()), "device", "'auto', 'cpu', 'cuda' or 'cuda:N'"),
+            (device_name_ok(self.device), "device", "'auto', 'cpu', 'cuda' or 'cuda:N'"),
         ]
         for ok, name, rule in checks:
             if not ok:
                 raise SSCNError(f"training parameter {name} must be {rule} (got {getattr(self, name)!r})")
+
+
+def device_name_ok(name: str) -> bool:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (what :func:`resolve_device` takes)."""
+    index = name[5:] if name.startswith("cuda:") else None
+    return name in ("auto", "cpu", "cuda") or (index is not None and index.isascii() and index.isdigit())
 
 
 def check_field_types(config, what: str) -> None:
@@ -193,7 +203,42 @@ def resolve_device(name: str, local_rank: int = 0) -> torch.device:
     device = torch.device(name)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SSCNError(f"training parameter device is {name!r} but there is no CUDA device here; pass 'cpu' or 'auto'")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise SSCNError(f"training parameter device is {name!r} but there are {torch.cuda.device_count()} CUDA "
+                        f"devices (cuda:0 to cuda:{torch.cuda.device_count() - 1})")
     return device
+
+
+def prepare_out_dir(out_dir: Path, ckpt_path: Path, clean: bool = True) -> None:
+    """The run's folder exists and takes files, checked before any slow work (decoding, preloading);
+    with ``clean``, temporary files a killed save left are removed (the folder is locked, so none is
+    being written)."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise SSCNError(f"out_dir {out_dir} is a file; pass a folder for the checkpoint and metrics")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as exc:
+        raise SSCNError(f"out_dir {out_dir} is not writable ({exc.strerror or exc}); pass a folder this user can "
+                        "write to") from None
+    if clean:
+        files.clean_stale(out_dir, again=True, min_age=0.0)
+        for stale in out_dir.glob(f".{ckpt_path.name}.*.tmp"):  # earlier versions' temporary names
+            stale.unlink(missing_ok=True)
+
+
+def out_of_memory_message(exc: BaseException, ckpt_path: Path, batch_size: int, size_name: str, size: int,
+                          extra: str = "") -> str | None:
+    """One line for running out of memory (what to make smaller), or None for any other error."""
+    text = str(exc).lower()
+    if not (isinstance(exc, MemoryError) or isinstance(exc, getattr(torch, "OutOfMemoryError", MemoryError))
+            or "can't allocate memory" in text or "not enough memory" in text or "out of memory" in text):
+        return None
+    kept = (f"{ckpt_path} is kept, run the same command to resume from it" if ckpt_path.exists()
+            else "no checkpoint was written yet")
+    flag = "--" + size_name.replace("_", "-")
+    return (f"out of memory; pass a smaller --batch-size (now {batch_size}) or {flag} (now {size}){extra}; {kept}")
 
 
 def datasets(cfg: TrainConfig):
@@ -307,6 +352,32 @@ def same_class_contextual(encoder, gray_l, ab_fine, ref_lab, same_class) -> tupl
     return loss, float(use.float().mean())
 
 
+def trainable_parameters(model: SSCN, frozen: bool) -> list[torch.nn.Parameter]:
+    """The parameters Adam updates, in the order its state numbers them: all, or all but the encoders' (frozen)."""
+    skip = {id(p) for module in (model.encoder, model.gct.encoder) for p in module.parameters()} if frozen else set()
+    return [p for p in model.parameters() if id(p) not in skip]
+
+
+def load_optimizer(optimizer: torch.optim.Optimizer, saved: dict, model: SSCN, frozen: bool, cfg: TrainConfig) -> None:
+    """Adam's state from a checkpoint whose run had ``freeze_encoder=frozen``; a run that switched it keeps
+    the moments of the parameters both train (the encoders' start fresh, or are dropped). The learning
+    rate and betas are this run's (a resumed run may change them)."""
+    params = optimizer.param_groups[0]["params"]
+    before = trainable_parameters(model, frozen)
+    if [id(p) for p in before] == [id(p) for p in params]:
+        optimizer.load_state_dict(saved)
+    else:
+        staging = torch.optim.Adam(before)
+        staging.load_state_dict(saved)
+        optimizer.param_groups[0].update({k: v for k, v in staging.param_groups[0].items() if k != "params"})
+        now = {id(p) for p in params}
+        for p in before:
+            if id(p) in now and p in staging.state:
+                optimizer.state[p] = staging.state[p]
+    for group in optimizer.param_groups:
+        group.update(lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+
+
 def freeze_encoders(model: SSCN) -> list[torch.nn.Module]:
     """Fix the pre-stage's encoders (E, and GCT's gray encoder): no gradients, batch norm in eval mode.
 
@@ -348,7 +419,14 @@ def train(cfg: TrainConfig, progress: bool = True, on_log=None) -> dict:
     cfg.validate()
     data_dir = None if cfg.data_dir == "samples" else cfg.data_dir
     with training_folder(cfg.out_dir, data_dir, rank=int(os.environ.get("RANK", "0"))):
-        return _train(cfg, progress, on_log)
+        try:
+            return _train(cfg, progress, on_log)
+        except (MemoryError, RuntimeError) as exc:
+            message = out_of_memory_message(exc, Path(cfg.out_dir) / "last.pt", cfg.batch_size, "image_size",
+                                            cfg.image_size, ", or leave out --preload" if cfg.preload else "")
+            if message is None:
+                raise
+            raise SSCNError(message) from None
 
 
 def _train(cfg: TrainConfig, progress: bool, on_log) -> dict:
@@ -358,13 +436,8 @@ def _train(cfg: TrainConfig, progress: bool, on_log) -> dict:
         torch.cuda.set_device(device)
         torch.backends.cudnn.benchmark = True
     out_dir = Path(cfg.out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise SSCNError(f"out_dir {out_dir} is a file; pass a folder for the checkpoint and metrics")
-    out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path, log_path = out_dir / "last.pt", out_dir / "metrics.jsonl"
-    if rank == 0:  # left by a save that was killed part-way (save_atomic removes them after any other failure)
-        for stale in out_dir.glob(f".{ckpt_path.name}.*.tmp"):
-            stale.unlink(missing_ok=True)
+    prepare_out_dir(out_dir, ckpt_path, clean=rank == 0)  # before the photos are decoded, not after the work
 
     train_set, val_set = datasets(cfg)
     num_classes = len(train_set.classes)
@@ -380,25 +453,26 @@ def _train(cfg: TrainConfig, progress: bool, on_log) -> dict:
         model = model.to(memory_format=torch.channels_last)
     if cfg.freeze_encoder:
         freeze_encoders(model)
-    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
+    optimizer = torch.optim.Adam(trainable_parameters(model, cfg.freeze_encoder), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
     weights = LossWeights(cfg.w_coarse, cfg.w_fine, cfg.w_cls, cfg.w_hist, cfg.w_tv)
 
     step, history, saved_step = 0, [], None
     if cfg.init_from and not ckpt_path.exists():
         from .checkpoint import load_state
 
-        init = read_checkpoint(cfg.init_from, map_location="cpu")
+        init = read_checkpoint(cfg.init_from, map_location="cpu", kind="sscn")
         check_config_match(init["config"], model.config.to_dict())
         load_state(model, init["model"], cfg.init_from)
     if ckpt_path.exists():
         ckpt = read_checkpoint(ckpt_path, map_location="cpu")
-        lacking = [key for key in ("optimizer", "step", "rng") if key not in ckpt]
-        if lacking:
-            raise SSCNError(f"{ckpt_path} holds weights but no training state ({', '.join(lacking)}), so the run "
-                            "cannot be resumed; move it away and pass it as init_from to start from its weights")
-        check_config_match(ckpt["config"], model.config.to_dict())
+        check_config_match(ckpt["config"], model.config.to_dict())  # another architecture: say which setting
+        check_checkpoint(ckpt, ckpt_path, "train")  # then every field a resume uses
+        if ckpt["classes"] != list(train_set.classes):
+            raise SSCNError(f"{ckpt_path} was trained on other classes than {cfg.data_dir} holds (its labels would "
+                            "mean other classes); use the same data or a new out_dir")
         model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
+        frozen = len(ckpt["optimizer"]["param_groups"][0]["params"]) == len(trainable_parameters(model, True))
+        load_optimizer(optimizer, ckpt["optimizer"], model, frozen, cfg)
         step, history = ckpt["step"], ckpt.get("history", [])
         saved_step = step
         rng = ckpt["rng"]
@@ -410,9 +484,7 @@ def _train(cfg: TrainConfig, progress: bool, on_log) -> dict:
         if rank == 0:
             if "history" in ckpt:
                 # lines logged after this checkpoint (a kill before the next save) would be repeated
-                scratch = log_path.with_name(f".{log_path.name}.tmp")
-                scratch.write_text("".join(json.dumps(record) + "\n" for record in history))
-                os.replace(scratch, log_path)
+                files.write_text(log_path, "".join(json.dumps(record) + "\n" for record in history))
             print(f"resumed from {ckpt_path.name} at step {step}")
             changed = _changed_settings(ckpt.get("train_config", {}), asdict(cfg))
             if changed:  # allowed (a longer run, a new learning rate), but never silently
@@ -423,6 +495,7 @@ def _train(cfg: TrainConfig, progress: bool, on_log) -> dict:
 
     def save(at_step: int) -> None:
         nonlocal saved_step
+        kept = kept_message(ckpt_path, saved_step)
         saved_step = at_step
         if rank == 0:
             state = {
@@ -435,7 +508,7 @@ def _train(cfg: TrainConfig, progress: bool, on_log) -> dict:
                 "rng": _rng_state(),
                 "history": history,
             }
-            save_atomic(state, ckpt_path)
+            save_run_checkpoint(state, ckpt_path, kept)
 
     sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed, drop_last=True)
     per_epoch = len(sampler) // cfg.batch_size
@@ -469,74 +542,76 @@ def _train(cfg: TrainConfig, progress: bool, on_log) -> dict:
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank != 0, desc="train", dynamic_ncols=True)
     seen, tick = 0, time.time()
     stop_reason = "steps"
-    while step < cfg.steps:
-        epoch, offset = divmod(step, per_epoch)
-        sampler.set_epoch(epoch)
-        order = list(sampler)
-        batches = [order[i : i + cfg.batch_size] for i in range(offset * cfg.batch_size, per_epoch * cfg.batch_size, cfg.batch_size)]
-        if cache is not None:
-            loader = ({key: value[torch.as_tensor(b, device=value.device)] for key, value in cache.items()} for b in batches)
-        else:
-            loader = DataLoader(train_set, batch_sampler=batches, num_workers=cfg.num_workers, pin_memory=device.type == "cuda")
-        for indices, batch in zip(batches, loader):
-            generator = step_generator(cfg.seed * world + rank, step)
-            same_class = None
-            if partner_sampler is not None:  # its own generator: the TPS draws stay those of a run without it
-                pair_generator = torch.Generator().manual_seed(generator.initial_seed() + 2**40)
-                same_class = same_class_references(indices, cfg.same_class_share, partner_sampler, fetch, pair_generator, step)
-            gray_l, ab, ref_lab, labels = make_batch(batch, device, generator, cfg.violent_share, cfg.channels_last,
-                                                     same_class)
-            with autocast_for(device, cfg.precision):
-                out = net(gray_l, ref_lab, labels, generator=generator)
-            colour_weight = None
-            if same_class is not None and not cfg.same_class_colour_losses:  # He et al. 2018's pairs: contextual only
-                colour_weight = (~same_class[1]).to(device, torch.float32)
-            total, terms = sscn_loss(out, ab, labels, weights, colour_weight=colour_weight)
-            if cfg.w_cx > 0:
-                terms["cx"], share = same_class_contextual(context_encoder, gray_l, out.ab_fine, ref_lab, same_class)
-                total = total + cfg.w_cx * share * terms["cx"]
-            finite = torch.stack([torch.isfinite(value) for value in terms.values()] + [torch.isfinite(total)])
-            if world > 1:
-                # every rank must stop together: a rank that left alone would hang the others' all-reduce
-                finite = finite.to(torch.int32)
-                dist.all_reduce(finite, op=dist.ReduceOp.MIN)
-            if not bool(finite.all()):
-                bar.close()
-                raise TrainingDiverged(_diverged_message(terms, total, step + 1, ckpt_path, saved_step))
-            optimizer.zero_grad(set_to_none=True)
-            total.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            optimizer.step()
-            step += 1
-            seen += len(gray_l) * world
-            bar.update(1)
-            if step % cfg.log_every == 0 or step == cfg.steps:
-                now = time.time()
-                record = {"step": step, "loss": float(total.detach()), **{k: float(v.detach()) for k, v in terms.items()},
-                          "lr": optimizer.param_groups[0]["lr"], "images_per_s": seen / max(now - tick, 1e-9),
-                          "elapsed_s": now - started}
-                seen, tick = 0, now
-                if step % cfg.val_every == 0 or step == cfg.steps:
-                    record["val_psnr"] = validate(model, val_loader, device)
-                history.append(record)
-                if rank == 0:
-                    with open(log_path, "a") as handle:
-                        handle.write(json.dumps(record) + "\n")
-                    bar.set_postfix(loss=f"{record['loss']:.3f}", psnr=record.get("val_psnr", ""))
-                    if on_log:
-                        on_log(record)
-            if step % cfg.ckpt_every == 0 or step == cfg.steps:
+    try:  # the bar ends its line whatever stops the loop, so an error prints on a line of its own
+        while step < cfg.steps:
+            epoch, offset = divmod(step, per_epoch)
+            sampler.set_epoch(epoch)
+            order = list(sampler)
+            batches = [order[i : i + cfg.batch_size] for i in range(offset * cfg.batch_size, per_epoch * cfg.batch_size, cfg.batch_size)]
+            if cache is not None:
+                loader = ({key: value[torch.as_tensor(b, device=value.device)] for key, value in cache.items()} for b in batches)
+            else:
+                loader = DataLoader(train_set, batch_sampler=batches, num_workers=cfg.num_workers, pin_memory=device.type == "cuda")
+            for indices, batch in zip(batches, loader):
+                generator = step_generator(cfg.seed * world + rank, step)
+                same_class = None
+                if partner_sampler is not None:  # its own generator: the TPS draws stay those of a run without it
+                    pair_generator = torch.Generator().manual_seed(generator.initial_seed() + 2**40)
+                    same_class = same_class_references(indices, cfg.same_class_share, partner_sampler, fetch, pair_generator, step)
+                gray_l, ab, ref_lab, labels = make_batch(batch, device, generator, cfg.violent_share, cfg.channels_last,
+                                                         same_class)
+                with autocast_for(device, cfg.precision):
+                    out = net(gray_l, ref_lab, labels, generator=generator)
+                colour_weight = None
+                if same_class is not None and not cfg.same_class_colour_losses:  # He et al. 2018's pairs: contextual only
+                    colour_weight = (~same_class[1]).to(device, torch.float32)
+                total, terms = sscn_loss(out, ab, labels, weights, colour_weight=colour_weight)
+                if cfg.w_cx > 0:
+                    terms["cx"], share = same_class_contextual(context_encoder, gray_l, out.ab_fine, ref_lab, same_class)
+                    total = total + cfg.w_cx * share * terms["cx"]
+                finite = torch.stack([torch.isfinite(value) for value in terms.values()] + [torch.isfinite(total)])
+                if world > 1:
+                    # every rank must stop together: a rank that left alone would hang the others' all-reduce
+                    finite = finite.to(torch.int32)
+                    dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+                if not bool(finite.all()):
+                    bar.close()
+                    raise TrainingDiverged(_diverged_message(terms, total, step + 1, ckpt_path, saved_step))
+                optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                if cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                optimizer.step()
+                step += 1
+                seen += len(gray_l) * world
+                bar.update(1)
+                if step % cfg.log_every == 0 or step == cfg.steps:
+                    now = time.time()
+                    record = {"step": step, "loss": float(total.detach()), **{k: float(v.detach()) for k, v in terms.items()},
+                              "lr": optimizer.param_groups[0]["lr"], "images_per_s": seen / max(now - tick, 1e-9),
+                              "elapsed_s": now - started}
+                    seen, tick = 0, now
+                    if step % cfg.val_every == 0 or step == cfg.steps:
+                        record["val_psnr"] = validate(model, val_loader, device)
+                    history.append(record)
+                    if rank == 0:
+                        with open(log_path, "a") as handle:
+                            handle.write(json.dumps(record) + "\n")
+                        bar.set_postfix(loss=f"{record['loss']:.3f}", psnr=record.get("val_psnr", ""))
+                        if on_log:
+                            on_log(record)
+                if step % cfg.ckpt_every == 0 or step == cfg.steps:
+                    save(step)
+                if cfg.time_limit_min and _agree(time.time() - started > cfg.time_limit_min * 60, world):
+                    stop_reason = "time limit"
+                    break
+                if step >= cfg.steps:
+                    break
+            if stop_reason == "time limit":
                 save(step)
-            if cfg.time_limit_min and _agree(time.time() - started > cfg.time_limit_min * 60, world):
-                stop_reason = "time limit"
                 break
-            if step >= cfg.steps:
-                break
-        if stop_reason == "time limit":
-            save(step)
-            break
-    bar.close()
+    finally:
+        bar.close()
     summary = {
         "steps": step,
         "steps_this_run": step - start_step,
@@ -551,7 +626,7 @@ def _train(cfg: TrainConfig, progress: bool, on_log) -> dict:
         "config": asdict(cfg),
     }
     if rank == 0:
-        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        files.write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
     if world > 1:
         dist.barrier()
         dist.destroy_process_group()

@@ -68,6 +68,21 @@ def test_first_cell_states_outputs_time_and_colab(path):
     assert f"git+https://github.com/{build_notebooks.REPOSITORY}" in install.source
 
 
+def test_a_new_repository_is_one_setting_and_keeps_the_stored_outputs(tmp_path, monkeypatch):
+    """Publishing under another GitHub repository: change ``REPOSITORY``, rebuild the text only;
+    every link and the install line follow, and the stored outputs stay (README, "On Colab")."""
+    import shutil
+
+    path = NOTEBOOKS[0]
+    shutil.copy(path, tmp_path / path.name)
+    monkeypatch.setattr(build_notebooks, "REPOSITORY", "someone-else/their-course")
+    build_notebooks.refresh(ROOT / "notebooks" / "src" / (path.stem + ".py"), tmp_path)
+    text = (tmp_path / path.name).read_text()
+    assert "sscn-course/sscn" not in text and text.count("someone-else/their-course") >= 2
+    before = [c.outputs for c in cells(path) if c.cell_type == "code"]
+    assert [c.outputs for c in cells(tmp_path / path.name) if c.cell_type == "code"] == before
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_no_placeholder_is_left(path):
     for cell in cells(path):

@@ -139,7 +139,7 @@ def test_saved_pairs_can_be_scored_by_another_tool(tmp_path):
                        progress=False)
     for folder in ("target_gray", "ground_truth", "reference_crop"):
         assert sorted(p.name for p in (tmp_path / "pairs" / folder).iterdir()) == ["00000.png", "00001.png"]
-    assert (tmp_path / "pairs" / "pairs.csv").read_text().splitlines()[1] == "0,00000,crop,0"
+    assert (tmp_path / "pairs" / "saved_pairs.csv").read_text().splitlines()[1] == "0,00000,crop,0"
     # an "external tool" that returns the gray target scores what the gray baseline scores
     (tmp_path / "out" / "crop").mkdir(parents=True)
     for name in ("00000.png", "00001.png"):

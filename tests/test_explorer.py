@@ -124,3 +124,51 @@ def test_bad_settings_are_named(explorer, model, photos):
         KRExplorer(model, photos, size=SIZE, target="nope")
     with pytest.raises(SSCNError, match="ref_rgb"):
         render(model, photos[0][1], split_lab(rgb_to_lab_norm(photos[0][1]))[0], 4, 4, size=SIZE)
+
+
+def test_scores_against_the_ground_truth(model, photos):
+    """The readout's numbers: PSNR of the result, the coarse stage and dense attention against the target's colours."""
+    from sscn.color import join_lab, lab_norm_to_rgb
+    from sscn.evaluate import psnr
+    from sscn.explorer import scores, working_truth
+
+    target, ref = photos[2][1], photos[0][1]
+    out = render(model, target, ref, k=4, r=4, size=SIZE, seed=1)
+    gray_l, ref_lab = working_inputs(target, ref, SIZE)
+    truth_lab = working_truth(target, SIZE)
+    assert torch.equal(truth_lab[:, :1], gray_l)  # the ground truth's L is the network's input
+    assert torch.equal(out["truth"], lab_norm_to_rgb(truth_lab)[0])
+    prepared = prepare(model, gray_l, ref_lab)
+    coarse = lab_norm_to_rgb(join_lab(gray_l, prepared.ab_coarse))[0]
+    assert out["psnr_coarse"] == pytest.approx(float(psnr(coarse, out["truth"])))
+    assert out["psnr"] == pytest.approx(float(psnr(out["result"], out["truth"])))
+    dense = render(model, target, ref, k=0, r=0, size=SIZE, dense=True)
+    assert out["psnr_dense"] == pytest.approx(dense["psnr"]) == pytest.approx(dense["psnr_dense"])
+    assert out["psnr"] != out["psnr_coarse"]
+    # scores() alone, without the dense pass; a ground truth at another size is refused
+    assert 0 < scores(prepared, attend(model, prepared, 4, 4), truth_lab)["psnr"] < float("inf")
+    with pytest.raises(SSCNError, match="working_truth"):
+        scores(prepared, attend(model, prepared, 4, 4), working_truth(target, SIZE * 2))
+
+
+def test_readout_follows_k_and_r(explorer):
+    """The explorer shows the PSNRs under the controls and they change with the selection."""
+    first = explorer.update(target="astronaut", reference="tps", k=4, r=0, dense=False, seed=0)
+    text = explorer.readout.value
+    assert f"{first['psnr']:.2f} dB" in text and f"{first['psnr_coarse']:.2f} dB" in text
+    assert f"{first['psnr_dense']:.2f} dB" in text and "ground truth" in text
+    second = explorer.update(k=0, r=4)
+    assert second["psnr"] != first["psnr"] and explorer.readout.value != text
+    assert second["psnr_coarse"] == first["psnr_coarse"] and second["psnr_dense"] == first["psnr_dense"]
+    assert "k = 0 + r = 4" in explorer.readout.value
+
+
+def test_controls_wrap_at_narrow_width(explorer):
+    """Rows wrap and every control may shrink, so a phone's width keeps them on screen (tests/test_browser.py
+    measures it in Chromium)."""
+    rows = [child for child in explorer.widget.children if hasattr(child, "children")]
+    assert len(rows) == 3 and all(row.layout.flex_flow == "row wrap" for row in rows)
+    for name in ("target", "reference", "k", "r", "x", "y"):
+        layout = explorer.controls[name].layout
+        assert layout.min_width == "0" and layout.flex.startswith("1 1 "), (name, layout)
+    assert explorer.image.layout.max_width == "100%"

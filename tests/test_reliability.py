@@ -10,7 +10,6 @@ import io
 import json
 import math
 import os
-import re
 import shutil
 import struct
 import subprocess
@@ -33,19 +32,13 @@ from sscn.errors import SSCNError
 from sscn.models import SSCN, SSCNConfig
 from sscn.train import TrainConfig, train
 
+from cli_support import assert_one_line_error, garble_middle, tiny_model_file, ramp_photo as photo, run_cli
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = SSCNConfig(width=0.125, k=8, r=8)
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def photo(height=48, width=64, seed=0) -> np.ndarray:
-    """A colourful ``H x W x 3`` uint8 picture (smooth colour ramps plus noise)."""
-    rng = np.random.default_rng(seed)
-    ys, xs = np.mgrid[0:height, 0:width]
-    ramps = np.stack((xs / max(width - 1, 1), ys / max(height - 1, 1), 1 - xs / max(width - 1, 1)), -1) * 200
-    return np.clip(ramps + rng.integers(0, 56, (height, width, 3)), 0, 255).astype(np.uint8)
 
 
 def save(array_or_image, path, **options) -> Path:
@@ -87,35 +80,9 @@ def jpeg_bytes(array) -> bytes:
     return buffer.getvalue()
 
 
-def run_cli(capsys, argv):
-    """``sscn.cli.main(argv)`` -> (exit code, stdout, stderr); argparse's exits are caught."""
-    try:
-        code = main([str(a) for a in argv])
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def assert_one_line_error(capsys, argv, match, code=2, prefix=None) -> str:
-    """The command fails with ``code`` and exactly one stderr line ``sscn CMD: error: ...`` matching ``match``."""
-    got, _, err = run_cli(capsys, argv)
-    assert "Traceback" not in err, err
-    lines = err.strip().splitlines()
-    assert got == code, err
-    assert len(lines) == 1, err
-    assert lines[0].startswith(prefix or f"sscn {argv[0]}: error: "), lines[0]
-    assert re.search(match, lines[0]), f"{match!r} not in {lines[0]!r}"
-    return lines[0]
-
-
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    model = SSCN(TINY)
-    path = tmp_path_factory.mktemp("model") / "tiny.pt"
-    save_atomic({"model": model.state_dict(), "config": model.config.to_dict()}, path)
-    return path
+    return tiny_model_file(tmp_path_factory.mktemp("model"), TINY)
 
 
 @pytest.fixture(scope="module")
@@ -1043,12 +1010,7 @@ def test_a_result_too_wide_for_its_format_is_refused_before_work(capsys, tmp_pat
 
 def _corrupt_middle_png(path: Path) -> Path:
     """A PNG whose first and last bytes are intact (the dataset scan keeps it) but whose pixel data is garbage."""
-    buffer = io.BytesIO()
-    Image.fromarray(photo(40, 40, seed=7)).save(buffer, "PNG")
-    data = bytearray(buffer.getvalue())
-    middle = len(data) // 2
-    data[middle - 300: middle + 300] = np.random.default_rng(0).integers(0, 256, 600, dtype=np.uint8).tobytes()
-    path.write_bytes(bytes(data))
+    garble_middle(save(photo(40, 40, seed=7), path, format="PNG"))
     with pytest.raises(SSCNError, match="truncated or corrupt"):
         load_image(path)
     return path
@@ -1103,7 +1065,7 @@ def test_a_reused_save_pairs_folder_holds_only_the_new_pairs(capsys, tmp_path):
         truth = torch.from_numpy(np.array(image)).permute(2, 0, 1)
     expected = (ImageFolder(tmp_path / "second", size=32)[0]["rgb"] * 255).round()
     assert torch.equal(truth.float(), expected)
-    assert (pairs / "pairs.csv").read_text().count("\n") == 3  # the header and this run's two pairs
+    assert (pairs / "saved_pairs.csv").read_text().count("\n") == 3  # the header and this run's two pairs
 
 
 def test_a_training_with_nothing_to_resume_starts_a_fresh_log(tmp_path, train_folder):

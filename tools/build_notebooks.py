@@ -173,15 +173,16 @@ def build(src: Path, mode: str | None, timeout: int, out_dir: Path = OUT) -> tup
 def refresh(src: Path, out_dir: Path = OUT) -> Path:
     """Take the source's text but keep the stored outputs, without executing anything.
 
-    Only for edits of the text around the code: every code cell of the source must be in the
-    stored notebook verbatim (the outputs it made are then still its outputs); otherwise
-    the notebook has to be rebuilt.
+    Only for edits of the text around the code (and a new ``REPOSITORY``): every code cell of
+    the source must be in the stored notebook verbatim, its repository address aside (the
+    outputs it made are then still its outputs); otherwise the notebook has to be rebuilt.
     """
     target = out_dir / (src.stem + ".ipynb")
     stored: dict[str, list] = {}
     for cell in nbformat.read(target, as_version=4).cells:
         if cell.cell_type == "code":
-            stored.setdefault(cell.source, []).append(cell.outputs)
+            # a new REPOSITORY changes the install line's text, not what the cell printed
+            stored.setdefault(with_repository(cell.source), []).append(cell.outputs)
     nb = read_source(src)
     for cell in nb.cells:
         if cell.cell_type == "code":

@@ -104,18 +104,29 @@ class VGGEncoder(nn.Module):
 
             state = VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=True)
         else:
+            from ..checkpoint import load_file
+
             path = Path(source)
             if not path.is_file():
                 raise SSCNError(f"VGG19 weights file not found: {path}; pass a state dict saved from torchvision.models.vgg19")
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = load_file(path, "VGG19 weights file")
+        self.features.load_state_dict(self._vgg19_features(state, str(source or "torchvision's VGG19")))
+
+    def _vgg19_features(self, state, source: str) -> dict:
+        """This encoder's layers from a torchvision vgg19 state dict, checked as a checkpoint's weights are."""
+        from ..checkpoint import check_tensors
+
+        hint = "pass a state dict saved from torchvision.models.vgg19 (torch.save(model.state_dict(), path))"
+        if not isinstance(state, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()):
+            raise SSCNError(f"VGG19 weights {source} are a {type(state).__name__}, not a state dict of tensors; {hint}")
+        wanted = self.features.state_dict()
         mine = {}
         for key, value in state.items():
             name = key.removeprefix("features.")
-            if name != key or key[0].isdigit():
-                index = int(name.split(".")[0])
-                if index < len(self.features):
-                    mine[name] = value
-        missing = set(self.features.state_dict()) - set(mine)
+            if (name != key or key[:1].isdigit()) and name in wanted:
+                mine[name] = value
+        missing = set(wanted) - set(mine)
         if missing:
-            raise SSCNError(f"VGG19 state dict lacks {sorted(missing)[:4]}...; is it a torchvision vgg19 state dict?")
-        self.features.load_state_dict(mine)
+            raise SSCNError(f"VGG19 state dict {source} lacks {sorted(missing)[:4]}...; {hint}")
+        check_tensors(mine, wanted, source, "weights", hint)
+        return mine
