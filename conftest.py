@@ -39,7 +39,7 @@ def auto_and_forced_bf16(request, monkeypatch):
     ``auto`` is bf16 on a CPU with AVX-512 BF16 or AMX and float32 elsewhere, so a test
     that compares training numbers could pass on one machine and fail on the next; the
     forced run makes every machine try both. ``SSCN_PRECISION`` is what ``auto`` obeys
-    (``sscn/precision.py``), and subprocesses inherit it. Without native bf16 the forced run
+    (``sscn/training/precision.py``), and subprocesses inherit it. Without native bf16 the forced run
     is several times slower, so only the tests whose numbers depend on the training
     precision use this fixture, and they are tiny. ``SSCN_PRECISION=float32 pytest`` runs
     the first pass as an AVX2-only machine would.

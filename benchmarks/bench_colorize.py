@@ -47,10 +47,10 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 import sscn.models.sscn as sscn_module
-from sscn.checkpoint import load_model
+from sscn.models.checkpoint import load_model
 from sscn.color import join_lab, lab_norm_to_rgb, rgb_to_lab_norm, split_lab
-from sscn.colorize import Stopwatch, check_reference, colorize, save_image, working_shape
-from sscn.data import decode_image, load_image
+from sscn.apps.colorize import Stopwatch, check_reference, colorize, save_image, working_shape
+from sscn.io.data import decode_image, load_image
 from sscn.models.attention import Correspondence
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -62,7 +62,7 @@ from machine import describe  # benchmarks/machine.py, beside this script
 
 @torch.inference_mode()
 def colorize_before(model, target_rgb, ref_rgb, size=256, k=None, r=None, dense=None, seed=0):
-    """``sscn.colorize.colorize`` as it was: full-size float Lab of both photos in torch."""
+    """``sscn.apps.colorize.colorize`` as it was: full-size float Lab of both photos in torch."""
     device = next(model.parameters()).device
     full_l = split_lab(rgb_to_lab_norm(target_rgb.to(device)))[0][None]
     ref_lab = rgb_to_lab_norm(ref_rgb.to(device))[None]
@@ -208,7 +208,7 @@ def measure_memory(target: str, reference: str, size: int, version: str) -> dict
 def in_subprocess(function: str, threads: int | None, *args) -> dict:
     """``function(*args)`` in a fresh process with ``threads`` torch threads (None: as ``sscn colorize`` picks)."""
     count = threads or "threads_for_load()"
-    setup = f"import torch; from sscn.colorize import threads_for_load; torch.set_num_threads({count}); "
+    setup = f"import torch; from sscn.apps.colorize import threads_for_load; torch.set_num_threads({count}); "
     code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); {setup}"
             f"from bench_colorize import {function}; print(json.dumps({function}(*{args!r})))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -16,7 +16,7 @@ import time
 import torch
 from torch.utils.data import DataLoader
 
-from sscn.data import imagenette_folder
+from sscn.io.data import imagenette_folder
 from machine import describe  # benchmarks/machine.py, beside this script
 
 

@@ -6,10 +6,10 @@
     python benchmarks/bench_train.py --widths 0.25 --frozen               # sscn train --freeze-encoder
     python benchmarks/bench_train.py --device cuda --batch-size 32 --steps 50
 
-One step is what ``sscn.train.train`` does per batch: ``make_batch`` (random flips and
+One step is what ``sscn.training.train.train`` does per batch: ``make_batch`` (random flips and
 the TPS references), the forward pass with labels, the five losses, backward and an Adam step, in the precision
 ``sscn train --precision auto`` picks (bf16 autocast where the device computes bf16 natively,
-``sscn/precision.py``). The batches are the sample
+``sscn/training/precision.py``). The batches are the sample
 photos at ``--size`` px (random labels), so no data loading is timed (as with
 ``preload``). Each width and attention mode runs in a fresh subprocess: two warm-up
 steps, then ``--steps`` timed steps; images per second = batch / median step time.
@@ -44,14 +44,16 @@ import types
 import torch
 
 from sscn.color import rgb_to_lab_norm, split_lab
-from sscn.colorize import threads_for_load
-from sscn.data import sample_photos
-from sscn.losses import LossWeights, sscn_loss
+from sscn.apps.colorize import threads_for_load
+from sscn.io.data import sample_photos
+from sscn.training.losses import LossWeights, sscn_loss
 from sscn.models import SSCN, SSCNConfig
 from sscn.models.attention import Correspondence
-from sscn.precision import autocast_for, describe as describe_precision
-from sscn.pretrain import EncoderClassifier, augment
-from sscn.train import TrainConfig, freeze_encoders, make_batch, step_generator
+from sscn.training.precision import autocast_for, describe as describe_precision
+from sscn.models.classifier import EncoderClassifier
+from sscn.training.pretrain import augment
+from sscn.training.config import TrainConfig
+from sscn.training.train import freeze_encoders, make_batch, step_generator
 from bench_attention import forward_before  # beside this script
 from machine import describe
 
@@ -88,7 +90,7 @@ def setup(width: float, dense: bool, k: int, r: int, size: int, batch_size: int,
 
 
 def train_step(model, optimizer, batch, device: str, step: int, variant: str, channels_last: bool) -> None:
-    """As ``sscn.train.train``'s loop body (no logging, no checkpoints)."""
+    """As ``sscn.training.train.train``'s loop body (no logging, no checkpoints)."""
     generator = step_generator(0, step)
     gray_l, ab, ref_lab, labels = make_batch(batch, torch.device(device), generator, 0.1, channels_last)
     with precision_of(variant, device):
@@ -117,7 +119,7 @@ def measure(width: float, dense: bool, k: int, r: int, size: int, batch_size: in
 
 
 def measure_pretrain(width: float, crop: int, batch_size: int, device: str, steps: int, variants: list[str]) -> dict:
-    """Images per second of the pre-stage's step (``sscn.pretrain``) for each precision variant, interleaved."""
+    """Images per second of the pre-stage's step (``sscn.training.pretrain``) for each precision variant, interleaved."""
     sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     photos = torch.stack([(rgb * 255).round().to(torch.uint8) for _, rgb in sample_photos(size=crop + 16)])
     images = photos[torch.arange(batch_size) % len(photos)]

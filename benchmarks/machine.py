@@ -13,7 +13,7 @@ def cpu_name() -> str:
         return platform.processor() or platform.machine()
 
 
-# the instruction sets that decide the training precision and speed (sscn/precision.py)
+# the instruction sets that decide the training precision and speed (sscn/training/precision.py)
 FLAGS = {"avx2": "AVX2", "avx512f": "AVX-512", "avx512_bf16": "AVX-512 BF16", "amx_bf16": "AMX"}
 
 

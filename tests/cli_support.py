@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sscn.checkpoint import save_atomic
-from sscn.cli import main
+from sscn.io.checkpoints import save_atomic
+from sscn.apps.cli import main
 from sscn.models import SSCN, SSCNConfig
 
 
@@ -23,7 +23,7 @@ def ramp_photo(height=48, width=64, seed=0) -> np.ndarray:
 
 
 def run_cli(capsys, argv):
-    """``sscn.cli.main(argv)`` -> (exit code, stdout, stderr); argparse's exits are caught."""
+    """``sscn.apps.cli.main(argv)`` -> (exit code, stdout, stderr); argparse's exits are caught."""
     try:
         code = main([str(a) for a in argv])
     except SystemExit as exc:

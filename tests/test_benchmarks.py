@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sscn.data import sample_folder
+from sscn.io.data import sample_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""sscn.colorize and ``sscn colorize``: full-size output, the fast full-resolution path
+"""sscn.apps.colorize and ``sscn colorize``: full-size output, the fast full-resolution path
 against the plain torch maths of sscn.color, inputs of every kind, the CLI."""
 from __future__ import annotations
 
@@ -8,12 +8,13 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from sscn import colorize as colorize_module
-from sscn.checkpoint import bundled_checkpoint, load_model, save_atomic
-from sscn.cli import main
+from sscn.apps import colorize as colorize_module
+from sscn.models.checkpoint import bundled_checkpoint, load_model
+from sscn.io.checkpoints import save_atomic
+from sscn.apps.cli import main
 from sscn.color import XYZ_FROM_RGB, gray_l_to_rgb, join_lab, lab_norm_to_rgb, rgb_to_gray_l, rgb_to_lab, rgb_to_lab_norm, split_lab, srgb_to_linear
-from sscn.colorize import Stopwatch, colorize, full_resolution_l, reference_lab, save_image, working_shape
-from sscn.data import load_image
+from sscn.apps.colorize import Stopwatch, colorize, full_resolution_l, reference_lab, save_image, working_shape
+from sscn.io.data import load_image
 from sscn.errors import SSCNError
 from sscn.models import SSCN, SSCNConfig
 from sscn.models.attention import Correspondence, select_tokens

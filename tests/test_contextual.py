@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from sscn.color import join_lab
-from sscn.contextual import contextual_loss, contextual_similarity, reference_contextual_loss
+from sscn.training.contextual import contextual_loss, contextual_similarity, reference_contextual_loss
 from sscn.models.encoder import VGGEncoder
 
 

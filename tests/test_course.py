@@ -193,7 +193,7 @@ def recipe() -> tuple[dict, int]:
     A run from before the layout settings existed stores none of them; its network's config
     (read as such a checkpoint is loaded) says which layout it had.
     """
-    from sscn.checkpoint import bundled_checkpoint, config_from_dict, read_checkpoint
+    from sscn.models.checkpoint import bundled_checkpoint, config_from_dict, read_checkpoint
 
     ckpt = read_checkpoint(bundled_checkpoint())
     network = config_from_dict(ckpt["config"]).to_dict()
@@ -242,7 +242,7 @@ def test_notebook_07_commands_and_defaults_are_the_recipe():
 
 def test_model_card_command_is_the_same_recipe():
     card = (ROOT / "sscn" / "checkpoints" / "MODEL_CARD.md").read_text()
-    command = re.search(r"python -m sscn\.train(?:[^\n\\]|\\\n)*", card).group(0).replace("\\\n", " ")
+    command = re.search(r"python -m sscn\.training\.train(?:[^\n\\]|\\\n)*", card).group(0).replace("\\\n", " ")
     words = shlex.split(command)
     flags = {}
     for i, word in enumerate(words):
@@ -282,3 +282,15 @@ def test_readme_recipe_runs_as_printed_and_wins_over_smoke(tmp_path, monkeypatch
     printed = "".join(text_of(c) for c in nbformat.read(out, as_version=4).cells)
     assert "SSCN_SMOKE=1 IGNORED for the parameters given explicitly to papermill" in printed
     assert "lr = 0.0002" in printed
+
+
+def test_the_named_bundled_recipe_is_the_bundled_run():
+    """``sscn train --recipe bundled`` (sscn/training/recipes.py), the README's and notebook 07's
+    papermill command and the checkpoint's own record are one recipe: none can drift alone."""
+    from sscn.training.recipes import TRAIN
+
+    named = TRAIN["bundled"]
+    assert compare_with_recipe(named) == []
+    readme = readme_recipe()
+    assert {k: v for k, v in readme.items() if k in named} == {k: v for k, v in named.items() if k in readme}
+    assert set(readme) - {"data_dir", "out_dir"} <= set(named)

@@ -1,4 +1,4 @@
-"""Image loading, image-folder datasets, sample photos, the Imagenette download (sscn.data)."""
+"""Image loading, image-folder datasets, sample photos, the Imagenette download (sscn.io.data)."""
 import hashlib
 import io
 import os
@@ -11,8 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from sscn import data
-from sscn.data import (IMAGENETTE_CLASSES, SAMPLE_NAMES, SAMPLE_PAIRS, ImageFolder, download_imagenette,
+from sscn.io import data
+from sscn.io.data import (IMAGENETTE_CLASSES, SAMPLE_NAMES, SAMPLE_PAIRS, ImageFolder, download_imagenette,
                        imagenette_folder, is_gray, item_seed, load_image, resize_center_crop, sample_photos)
 from sscn.errors import SSCNError
 

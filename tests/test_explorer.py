@@ -1,13 +1,13 @@
-"""The k/r explorer (sscn.explorer): the same result as the network, caching, token counts."""
+"""The k/r explorer (sscn.apps.explorer): the same result as the network, caching, token counts."""
 from __future__ import annotations
 
 import pytest
 import torch
 
 from sscn.color import rgb_to_lab_norm, split_lab
-from sscn.data import sample_photos
+from sscn.io.data import sample_photos
 from sscn.errors import SSCNError
-from sscn.explorer import KRExplorer, attend, prepare, render, working_inputs
+from sscn.apps.explorer import KRExplorer, attend, prepare, render, working_inputs
 from sscn.models import SSCN, SSCNConfig
 
 SIZE = 64
@@ -129,8 +129,8 @@ def test_bad_settings_are_named(explorer, model, photos):
 def test_scores_against_the_ground_truth(model, photos):
     """The readout's numbers: PSNR of the result, the coarse stage and dense attention against the target's colours."""
     from sscn.color import join_lab, lab_norm_to_rgb
-    from sscn.evaluate import psnr
-    from sscn.explorer import scores, working_truth
+    from sscn.scores import psnr
+    from sscn.apps.explorer import scores, working_truth
 
     target, ref = photos[2][1], photos[0][1]
     out = render(model, target, ref, k=4, r=4, size=SIZE, seed=1)

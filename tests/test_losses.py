@@ -1,4 +1,4 @@
-"""The five losses and their weighted sum (sscn.losses), each against a hand computation."""
+"""The five losses and their weighted sum (sscn.training.losses), each against a hand computation."""
 import math
 from types import SimpleNamespace
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from sscn.bins import default_bins
-from sscn.losses import LossWeights, histogram_loss, smooth_l1, sscn_loss, total_variation
+from sscn.training.losses import LossWeights, histogram_loss, smooth_l1, sscn_loss, total_variation
 
 BETA = 1 / 110  # one ab unit in the normalised scale
 

@@ -1,5 +1,5 @@
 """Different-photo references: the same-class pair rule and file, its metrics, the benchmark, the
-training helper and the gallery (sscn.pairs, sscn.metrics, sscn.gallery)."""
+training helper and the gallery (sscn.evaluation.pairs, sscn.evaluation.metrics, sscn.apps.gallery)."""
 from __future__ import annotations
 
 import argparse
@@ -11,10 +11,15 @@ import pytest
 import torch
 from PIL import Image
 
-from sscn import evaluate as ev
-from sscn import metrics as M
-from sscn import pairs as P
-from sscn.data import ImageFolder
+from sscn.evaluation import baselines
+from sscn.evaluation import command
+from sscn.evaluation import options
+from sscn.evaluation import protocol
+from sscn import scores as scores_m
+from sscn.evaluation import metrics as M
+from sscn.evaluation import pairs as P
+from sscn.training import same_class
+from sscn.io.data import ImageFolder
 from sscn.errors import SSCNError
 
 SIDE = 48  # px of the test photos
@@ -162,7 +167,7 @@ def test_colourfulness_matches_a_numpy_implementation():
     rgb = torch.rand(2, 3, 9, 7)
     got = M.colourfulness(rgb)
     for i in range(2):
-        x = ev.to_uint8(rgb[i]).numpy().astype(np.float64)
+        x = scores_m.to_uint8(rgb[i]).numpy().astype(np.float64)
         rg, yb = x[0] - x[1], 0.5 * (x[0] + x[1]) - x[2]
         expected = np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean())
         assert got[i].item() == pytest.approx(expected, abs=1e-9)
@@ -212,7 +217,7 @@ def test_nearest_bin_lookup_equals_the_brute_force_nearest_centre():
 
 
 def test_benchmark_scores_every_method_with_the_same_code(folder):
-    methods = ev.baseline_methods()
+    methods = baselines.baseline_methods()
     with pytest.warns(UserWarning):
         rows, pairs = P.evaluate_same_class(methods, ImageFolder(folder, size=32), size=32, batch_size=4,
                                             progress=False)
@@ -224,35 +229,35 @@ def test_benchmark_scores_every_method_with_the_same_code(folder):
     assert len({r.palette_truth for r in rows}) == 1
     # the per-photo scores are what the metric functions give for the same result
     case = P.same_class_case(P.photo_set(ImageFolder(folder, size=32), size=32), pairs[:2])
-    result = ev.colorize(methods["luminance_match"], case.gray_l, case.ref_lab)
+    result = protocol.colorize(methods["luminance_match"], case.gray_l, case.ref_lab)
     np.testing.assert_allclose(by["luminance_match"].scores["palette"][:2],
                                M.palette_similarity(result, case.reference).numpy())
-    np.testing.assert_allclose(by["luminance_match"].scores["psnr"][:2], ev.psnr(result, case.truth).numpy())
+    np.testing.assert_allclose(by["luminance_match"].scores["psnr"][:2], scores_m.psnr(result, case.truth).numpy())
 
 
 def test_cli_writes_pairs_and_scores_them_again(folder, tmp_path, capsys):
     parser = argparse.ArgumentParser()
-    ev.add_arguments(parser)
+    options.add_arguments(parser)
     common = ["--baselines-only", "--data", str(folder), "--size", "32", "--no-progress"]
     with pytest.warns(UserWarning):
-        assert ev.run_cli(parser.parse_args([*common, "--kinds", "same_class", "--out", str(tmp_path / "one")])) == 0
+        assert command.run_cli(parser.parse_args([*common, "--kinds", "same_class", "--out", str(tmp_path / "one")])) == 0
     printed = capsys.readouterr().out
     assert "| luminance_match | same class |" in printed and "palette similarity" in printed
     for name in ("results.csv", "results.md", "pairs.csv", "results_per_image.csv"):
         assert (tmp_path / "one" / name).exists()
-    assert ev.run_cli(parser.parse_args([*common, "--pairs", str(tmp_path / "one" / "pairs.csv"),
+    assert command.run_cli(parser.parse_args([*common, "--pairs", str(tmp_path / "one" / "pairs.csv"),
                                          "--out", str(tmp_path / "two")])) == 0
     for name in ("results.csv", "pairs.csv"):
         assert (tmp_path / "one" / name).read_text() == (tmp_path / "two" / name).read_text()
     # mixed with a self-augmented kind, both tables are written side by side
     with pytest.warns(UserWarning):
-        assert ev.run_cli(parser.parse_args([*common, "--kinds", "tps", "same_class", "--out",
+        assert command.run_cli(parser.parse_args([*common, "--kinds", "tps", "same_class", "--out",
                                              str(tmp_path / "three")])) == 0
     assert {p.name for p in (tmp_path / "three").iterdir()} >= {"results.csv", "same_class.csv", "pairs.csv"}
     with open(tmp_path / "three" / "same_class.csv") as handle:
-        assert [row["method"] for row in csv.DictReader(handle)] == list(ev.BASELINES)
+        assert [row["method"] for row in csv.DictReader(handle)] == list(baselines.BASELINES)
     with pytest.raises(SSCNError, match="--pairs"):
-        ev.run_cli(parser.parse_args([*common, "--kinds", "tps", "--pairs", str(tmp_path / "one" / "pairs.csv")]))
+        command.run_cli(parser.parse_args([*common, "--kinds", "tps", "--pairs", str(tmp_path / "one" / "pairs.csv")]))
 
 
 # --------------------------------------------------------------------------- training
@@ -260,12 +265,12 @@ def test_cli_writes_pairs_and_scores_them_again(folder, tmp_path, capsys):
 
 def test_sampler_draws_another_photo_of_the_class_reproducibly():
     labels = [0] * 5 + [1] * 3 + [2]
-    sampler = P.SameClassSampler(labels, seed=7)
+    sampler = same_class.SameClassSampler(labels, seed=7)
     draws = {(i, e): sampler.draw(i, e) for i in range(8) for e in range(20)}
     assert all(d != i and labels[d] == labels[i] for (i, _), d in draws.items())
-    assert draws == {(i, e): P.SameClassSampler(labels, seed=7).draw(i, e) for i in range(8) for e in range(20)}
+    assert draws == {(i, e): same_class.SameClassSampler(labels, seed=7).draw(i, e) for i in range(8) for e in range(20)}
     assert {draws[(0, e)] for e in range(20)} == {1, 2, 3, 4}  # every other member comes up
-    other = P.SameClassSampler(labels, seed=8)
+    other = same_class.SameClassSampler(labels, seed=8)
     assert any(other.draw(i, e) != draws[(i, e)] for i in range(8) for e in range(20))
     assert sampler.draw(8) is None  # the only photo of class 2
 
@@ -274,7 +279,7 @@ def test_same_class_references_dataset(folder):
     from sscn.color import rgb_to_lab_norm
 
     dataset = ImageFolder(folder, size=32, reference="tps")
-    wrapped = P.SameClassReferences(dataset, seed=1)
+    wrapped = same_class.SameClassReferences(dataset, seed=1)
     for index in range(len(dataset)):
         item = wrapped[index]
         if item["ref_index"] < 0:  # the lone photo of class c keeps its TPS reference
@@ -291,7 +296,7 @@ def test_same_class_references_dataset(folder):
 
 
 def test_gallery_figure_from_a_folder(folder, tmp_path):
-    from sscn import gallery
+    from sscn.apps import gallery
     from sscn.models.sscn import SSCN, SSCNConfig
 
     torch.manual_seed(0)
@@ -308,7 +313,7 @@ def test_gallery_figure_from_a_folder(folder, tmp_path):
 
 
 def test_gallery_command_refuses_to_replace_a_file(tmp_path, capsys):
-    from sscn.cli import main
+    from sscn.apps.cli import main
 
     existing = tmp_path / "gallery.png"
     existing.write_bytes(b"not yours")

@@ -2,9 +2,9 @@
 import pytest
 import torch
 
-from sscn import precision as P
+from sscn.training import precision as P
 from sscn.errors import SSCNError
-from sscn.pretrain import PretrainConfig
+from sscn.training.config import PretrainConfig
 
 CPU = torch.device("cpu")
 

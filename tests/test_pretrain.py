@@ -6,12 +6,14 @@ import pytest
 import torch
 from PIL import Image
 
-from sscn.checkpoint import load_model
+from sscn.models.checkpoint import load_model
 from sscn.errors import SSCNError
 from sscn.models import SSCN, SSCNConfig
 from sscn.models.attention import select_tokens
 from sscn.models.cam import CAMClassifier
-from sscn.pretrain import PretrainConfig, augment, load_pretrained_encoder, lr_at, pretrain
+from sscn.training.config import PretrainConfig
+from sscn.training.pretrain import augment, lr_at, pretrain
+from sscn.models.pretrained import load_pretrained_encoder
 
 
 def _striped_folder(root, per_class):
@@ -69,7 +71,8 @@ def test_sscn_starts_from_the_pretrained_encoder(pretrained):
 
 
 def test_frozen_encoder_keeps_the_pre_stage_and_the_rest_learns(pretrained, tmp_path):
-    from sscn.train import TrainConfig, train
+    from sscn.training.config import TrainConfig
+    from sscn.training.train import train
 
     cfg, _ = pretrained
     run = TrainConfig(data_dir=cfg.data_dir, out_dir=str(tmp_path), image_size=32, width=0.125, batch_size=6, k=4, r=4,
@@ -161,8 +164,8 @@ def test_bad_settings_are_named(tmp_path):
 
 
 def test_semantics_measures_agree_with_the_evaluation():
-    from sscn.evaluate import psnr
-    from sscn.semantics import masked_psnr, top_quarter
+    from sscn.scores import psnr
+    from sscn.evaluation.semantics import masked_psnr, top_quarter
 
     g = torch.Generator().manual_seed(0)
     a, b = torch.rand(2, 3, 16, 16, generator=g), torch.rand(2, 3, 16, 16, generator=g)
@@ -179,7 +182,7 @@ def test_semantics_measures_agree_with_the_evaluation():
 def test_the_bundled_pre_stage_loads_into_an_sscn():
     model = SSCN(SSCNConfig(width=0.25, num_classes=10))
     load_pretrained_encoder(model, "bundled")
-    from sscn.pretrain import BUNDLED_PRETRAIN
+    from sscn.models.pretrained import BUNDLED_PRETRAIN
 
     shipped = torch.load(BUNDLED_PRETRAIN, weights_only=True)["model"]
     assert torch.equal(model.cam.fc.weight, shipped["fc5.weight"].float())  # stored in float16, loaded as float32
@@ -193,9 +196,10 @@ def test_cam_panels_of_both_classifiers():
 
     matplotlib.use("Agg")
     from sscn.color import rgb_to_lab_norm
-    from sscn.data import sample_photos
-    from sscn.pretrain import pretrained_classifier
-    from sscn.semantics import cam_figure, cam_panels, one_per_class
+    from sscn.io.data import sample_photos
+    from sscn.models.pretrained import pretrained_classifier
+    from sscn.apps.semantics import cam_figure
+    from sscn.evaluation.semantics import cam_panels, one_per_class
 
     judge, classes = pretrained_classifier("bundled")
     assert not judge.training and len(classes) == 10

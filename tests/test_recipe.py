@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from sscn.checkpoint import load_model, read_checkpoint
-from sscn.pretrain import pretrained_classifier, read_pretrained
-from sscn.recipes import PRETRAIN, TRAIN, pretrain_config, train_config
+from sscn.models.checkpoint import load_model, read_checkpoint
+from sscn.models.pretrained import pretrained_classifier, read_pretrained
+from sscn.training.recipes import PRETRAIN, TRAIN, pretrain_config, train_config
 from test_pretrain import _striped_folder
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -24,13 +24,15 @@ import pytest
 import torch
 from PIL import Image
 
-from sscn.checkpoint import load_model, read_checkpoint, save_atomic
-from sscn.cli import main
-from sscn.colorize import colorize
-from sscn.data import load_image
+from sscn.models.checkpoint import load_model, read_checkpoint
+from sscn.io.checkpoints import save_atomic
+from sscn.apps.cli import main
+from sscn.apps.colorize import colorize
+from sscn.io.data import load_image
 from sscn.errors import SSCNError
 from sscn.models import SSCN, SSCNConfig
-from sscn.train import TrainConfig, train
+from sscn.training.config import TrainConfig
+from sscn.training.train import train
 
 from cli_support import assert_one_line_error, garble_middle, tiny_model_file, ramp_photo as photo, run_cli
 
@@ -389,12 +391,12 @@ def test_load_model_overrides_are_checked(model_file, overrides, match):
 
 
 def test_a_full_disk_on_output_is_one_line(capsys, tmp_path, model_file, photos, monkeypatch):
-    import sscn.colorize
+    import sscn.apps.colorize
 
     def full(rgb, path, *args, **kwargs):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
-    monkeypatch.setattr(sscn.colorize, "save_image", full)
+    monkeypatch.setattr(sscn.apps.colorize, "save_image", full)
     assert_one_line_error(capsys, ["colorize", photos["target"], photos["reference"], "--checkpoint", model_file,
                                    "--size", "32", "-o", tmp_path / "out.png"],
                           "No space left on device: .*out.png", code=1)
@@ -711,7 +713,7 @@ def test_train_config_names_the_bad_field(field, value):
 
 
 def test_python_m_sscn_train_prints_one_line(capsys, tmp_path):
-    from sscn.train import main as train_main
+    from sscn.training.train import main as train_main
 
     argv = ["--data-dir", str(tmp_path / "missing"), "--out-dir", str(tmp_path / "run"), "--device", "cpu"]
     assert train_main(argv) == 2
@@ -754,7 +756,7 @@ def test_training_killed_at_any_step_resumes_to_the_same_weights(tmp_path, train
     out = tmp_path / "run"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    command = [sys.executable, "-m", "sscn.train", "--data-dir", str(train_folder), "--out-dir", str(out),
+    command = [sys.executable, "-m", "sscn.training.train", "--data-dir", str(train_folder), "--out-dir", str(out),
                *TRAIN_ARGS, "--steps", str(KILL_STEPS), "--ckpt-every", "1"]
     log = tmp_path / "stderr.txt"
     with open(log, "wb") as stderr:
@@ -829,7 +831,7 @@ def test_malformed_exif_loads_upright_everywhere(capsys, tmp_path, model_file, p
     folder.mkdir(parents=True)
     shutil.copy(path, folder / "a.jpg")
     save(photo(seed=3), folder / "b.png")
-    from sscn.data import ImageFolder
+    from sscn.io.data import ImageFolder
 
     dataset = ImageFolder(tmp_path / "data", size=32)
     assert len(dataset) == 2 and torch.isfinite(dataset[0]["rgb"]).all() and not dataset.failed
@@ -943,7 +945,7 @@ def _save_half_then(exception):
 @pytest.mark.parametrize("failure", ["interrupt", "disk full"])
 def test_a_failed_save_keeps_the_previous_result(tmp_path, monkeypatch, failure):
     """Defect 3: the result was written in place, so Ctrl-C mid-save left a truncated file."""
-    from sscn.colorize import save_image
+    from sscn.apps.colorize import save_image
 
     out = tmp_path / "result.png"
     save_image(torch.from_numpy(photo()).permute(2, 0, 1), out)
@@ -960,7 +962,7 @@ def test_a_failed_save_keeps_the_previous_result(tmp_path, monkeypatch, failure)
 SIGTERM_DURING_SAVE = """
 import os, signal, sys
 from PIL import Image
-from sscn.cli import main
+from sscn.apps.cli import main
 
 real_save = Image.Image.save
 def save_then_terminate(self, fp, *args, **kwargs):
@@ -1059,7 +1061,7 @@ def test_a_reused_save_pairs_folder_holds_only_the_new_pairs(capsys, tmp_path):
         assert code == 0, err
     for folder in ("ground_truth", "target_gray", "reference_tps"):
         assert sorted(p.name for p in (pairs / folder).iterdir()) == ["00000.png", "00001.png"], folder
-    from sscn.data import ImageFolder
+    from sscn.io.data import ImageFolder
 
     with Image.open(pairs / "ground_truth" / "00000.png") as image:
         truth = torch.from_numpy(np.array(image)).permute(2, 0, 1)
@@ -1292,16 +1294,16 @@ def test_a_file_name_stdout_cannot_encode(capsys, tmp_path, model_file, photos, 
 
 def test_ctrl_c_during_start_up_is_one_line(capsys, monkeypatch):
     """Defect 9: Ctrl-C while the parser imported torch gave a traceback."""
-    import sscn.cli
+    import sscn.apps.cli
 
     def interrupted():
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(sscn.cli, "build_parser", interrupted)
+    monkeypatch.setattr(sscn.apps.cli, "build_parser", interrupted)
     try:
         code = main(["colorize", "a.png", "b.png"])
     except KeyboardInterrupt:
-        pytest.fail("KeyboardInterrupt escaped sscn.cli.main")
+        pytest.fail("KeyboardInterrupt escaped sscn.apps.cli.main")
     assert code == 130 and capsys.readouterr().err == "sscn: interrupted\n"
 
 

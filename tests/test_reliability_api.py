@@ -20,11 +20,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-import sscn.checkpoint
-import sscn.data
-from sscn.checkpoint import save_atomic
-from sscn.cli import main
-from sscn.colorize import colorize
+import sscn.io.data
+import sscn.models.checkpoint
+from sscn.io.checkpoints import save_atomic
+from sscn.apps.cli import main
+from sscn.apps.colorize import colorize
 from sscn.errors import SSCNError
 from sscn.models import SSCN, SSCNConfig
 
@@ -184,8 +184,8 @@ def test_cli_refuses_bad_output_names_and_contradictory_flags_before_any_work(ca
     def no_work(*args, **kwargs):
         raise AssertionError("work started before the mistake was found")
 
-    monkeypatch.setattr(sscn.data, "decode_image", no_work)
-    monkeypatch.setattr(sscn.checkpoint, "load_model", no_work)
+    monkeypatch.setattr(sscn.io.data, "decode_image", no_work)
+    monkeypatch.setattr(sscn.models.checkpoint, "load_model", no_work)
     before = sorted(p.name for p in files["root"].iterdir())
     code = main(_argv(files, options))
     out, err = capsys.readouterr()
@@ -245,7 +245,7 @@ CLI_MISTAKES = _cli_mistakes()
 # traceback would be on stderr. Each case gets the warnings a fresh process would show.
 DRIVER = r"""
 import contextlib, io, json, sys, traceback, warnings
-from sscn.cli import main
+from sscn.apps.cli import main
 
 results = []
 for argv in json.loads(sys.stdin.read()):
@@ -327,13 +327,13 @@ def test_out_of_memory_says_what_to_make_smaller_for_that_command(monkeypatch, c
     every command to pass colorize's ``--size``)."""
     from types import SimpleNamespace
 
-    import sscn.cli
+    import sscn.apps.cli
 
     def out_of_memory(args):
         raise MemoryError()
 
     parsed = SimpleNamespace(command=command, func=out_of_memory)
-    monkeypatch.setattr(sscn.cli, "build_parser", lambda: SimpleNamespace(parse_args=lambda argv: parsed))
+    monkeypatch.setattr(sscn.apps.cli, "build_parser", lambda: SimpleNamespace(parse_args=lambda argv: parsed))
     assert main([command]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"sscn {command}: error: out of memory" in err and hint in err
@@ -341,9 +341,9 @@ def test_out_of_memory_says_what_to_make_smaller_for_that_command(monkeypatch, c
 
 @pytest.mark.parametrize("flag", ["--figure", "--out"])
 def test_semantics_outputs_are_checked_before_measuring_and_named_by_their_flag(tmp_path, capsys, flag):
-    """``python -m sscn.semantics``: an output inside the photos it reads, or naming a folder,
+    """``python -m sscn.apps.semantics``: an output inside the photos it reads, or naming a folder,
     is refused at once, in one line that names the flag the user passed."""
-    from sscn.semantics import main as semantics
+    from sscn.apps.semantics import main as semantics
 
     data = tmp_path / "data"
     (data / "c0").mkdir(parents=True)

@@ -25,15 +25,18 @@ import pytest
 import torch
 from PIL import Image
 
-import sscn.pretrain
-import sscn.train
-from sscn.checkpoint import load_model
-from sscn.data import ImageFolder, load_image
+import sscn.training.pretrain
+import sscn.training.train
+from sscn.models.checkpoint import load_model
+from sscn.io.data import ImageFolder, load_image
 from sscn.errors import SSCNError
 from sscn.models import SSCN, SSCNConfig
-from sscn.pretrain import (BUNDLED_PRETRAIN, EncoderClassifier, PretrainConfig, load_pretrained_encoder, pretrain,
-                           pretrained_classifier, read_pretrained)
-from sscn.train import TrainConfig, train
+from sscn.models.pretrained import BUNDLED_PRETRAIN, load_pretrained_encoder, pretrained_classifier, read_pretrained
+from sscn.models.classifier import EncoderClassifier
+from sscn.training.config import PretrainConfig
+from sscn.training.pretrain import pretrain
+from sscn.training.config import TrainConfig
+from sscn.training.train import train
 
 from cli_support import assert_one_line_error as _one_line, garble_middle, ramp_photo, run_cli
 
@@ -327,7 +330,7 @@ def test_a_tampered_pre_stage_is_one_line_on_resume(capsys, tmp_path, pre_folder
 def test_one_check_reads_every_kind(request, tmp_path, kind, fixture, variants):
     """One validation path: ``read_checkpoint(path, kind=...)`` refuses every variant of every kind
     with an SSCNError naming the file, and accepts the good file."""
-    from sscn.checkpoint import read_checkpoint
+    from sscn.models.checkpoint import read_checkpoint
 
     good = request.getfixturevalue(fixture)
     assert read_checkpoint(good, kind=kind)["model"]
@@ -354,7 +357,7 @@ def test_optional_resume_fields_may_be_absent(tmp_path, train_folder, resume_fil
 # ------------------------------------------------------------------ files earlier versions wrote
 
 def test_the_bundled_checkpoints_still_load():
-    from sscn.checkpoint import BUNDLED
+    from sscn.models.checkpoint import BUNDLED
 
     model = load_model(None)
     assert model.config.width == 0.25
@@ -488,7 +491,7 @@ def _python_memory_error(*args, **kwargs):
 
 @pytest.mark.parametrize("failure", [_allocate_too_much, _python_memory_error], ids=["torch", "python"])
 def test_out_of_memory_in_train_says_what_to_make_smaller(capsys, tmp_path, train_folder, monkeypatch, failure):
-    monkeypatch.setattr(sscn.train, "sscn_loss", failure)
+    monkeypatch.setattr(sscn.training.train, "sscn_loss", failure)
     assert_one_line_error(capsys, ["train", *TRAIN_ARGS, "--steps", "2", "--data-dir", train_folder,
                                    "--out-dir", tmp_path / "run"],
                           r"out of memory; pass a smaller --batch-size \(now 2\) or --image-size \(now 32\); "
@@ -497,7 +500,7 @@ def test_out_of_memory_in_train_says_what_to_make_smaller(capsys, tmp_path, trai
 
 @pytest.mark.parametrize("failure", [_allocate_too_much, _python_memory_error], ids=["torch", "python"])
 def test_out_of_memory_in_pretrain_says_what_to_make_smaller(capsys, tmp_path, pre_folder, monkeypatch, failure):
-    monkeypatch.setattr(sscn.pretrain, "augment", failure)
+    monkeypatch.setattr(sscn.training.pretrain, "augment", failure)
     assert_one_line_error(capsys, ["pretrain", *PRE_ARGS, "--data-dir", pre_folder, "--out-dir", tmp_path / "pre"],
                           r"out of memory; pass a smaller --batch-size \(now 2\) or --image-size \(now 32\)")
 
@@ -616,8 +619,8 @@ def test_a_pre_stage_as_checkpoint_says_what_it_is(capsys, tmp_path, train_folde
 
 
 def test_pretrain_divergence_without_a_checkpoint_says_so(capsys, tmp_path, pre_folder, monkeypatch):
-    real = sscn.pretrain.augment
-    monkeypatch.setattr(sscn.pretrain, "augment", lambda *a, **k: real(*a, **k) * math.nan)
+    real = sscn.training.pretrain.augment
+    monkeypatch.setattr(sscn.training.pretrain, "augment", lambda *a, **k: real(*a, **k) * math.nan)
     line = assert_one_line_error(capsys, ["pretrain", *PRE_ARGS, "--data-dir", pre_folder,
                                           "--out-dir", tmp_path / "pre"], "pre-stage diverged at step 1")
     assert "no checkpoint was written yet" in line and "the last checkpoint is kept" not in line
@@ -626,8 +629,8 @@ def test_pretrain_divergence_without_a_checkpoint_says_so(capsys, tmp_path, pre_
 def test_pretrain_divergence_after_a_checkpoint_names_it(capsys, tmp_path, pre_folder, monkeypatch):
     out = tmp_path / "pre"
     pretrain(_pre_config(pre_folder, out), progress=False)
-    real = sscn.pretrain.augment
-    monkeypatch.setattr(sscn.pretrain, "augment", lambda *a, **k: real(*a, **k) * math.nan)
+    real = sscn.training.pretrain.augment
+    monkeypatch.setattr(sscn.training.pretrain, "augment", lambda *a, **k: real(*a, **k) * math.nan)
     line = assert_one_line_error(capsys, ["pretrain", *PRE_ARGS, "--epochs", "2", "--data-dir", pre_folder,
                                           "--out-dir", out], "pre-stage diverged at step 3")
     assert f"the previous checkpoint ({out / 'last.pt'}, step 2) is kept" in line
@@ -635,7 +638,7 @@ def test_pretrain_divergence_after_a_checkpoint_names_it(capsys, tmp_path, pre_f
 
 def test_init_from_and_encoder_from_together_are_refused(capsys, tmp_path, train_folder, pre_file, sscn_file,
                                                          monkeypatch):
-    monkeypatch.setattr(sscn.train, "datasets", _no_work)
+    monkeypatch.setattr(sscn.training.train, "datasets", _no_work)
     assert_one_line_error(capsys, ["train", *TRAIN_ARGS, "--steps", "1", "--data-dir", train_folder,
                                    "--out-dir", tmp_path / "run", "--encoder-from", pre_file,
                                    "--init-from", sscn_file], "init_from must be empty when encoder_from is set")
@@ -700,10 +703,10 @@ def test_a_read_only_out_dir_fails_before_the_work(capsys, tmp_path, train_folde
     folder = _read_only_folder(tmp_path)
     try:
         if command == "train":
-            monkeypatch.setattr(sscn.train, "datasets", _no_work)
+            monkeypatch.setattr(sscn.training.train, "datasets", _no_work)
             argv = ["train", *TRAIN_ARGS, "--steps", "1", "--data-dir", train_folder, "--out-dir", folder]
         else:
-            monkeypatch.setattr(sscn.pretrain, "load_photos", _no_work)
+            monkeypatch.setattr(sscn.training.pretrain, "load_photos", _no_work)
             argv = ["pretrain", *PRE_ARGS, "--data-dir", pre_folder, "--out-dir", folder]
         assert_one_line_error(capsys, argv, "out_dir .* is not writable")
     finally:

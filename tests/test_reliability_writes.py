@@ -1,5 +1,5 @@
 """Every file sscn writes goes through one atomic, input-protecting writer (issue 24, groups 1-4 and
-7-9 for evaluate, gallery, demo and sscn.files), and no subcommand ever changes a file it reads.
+7-9 for evaluate, gallery, demo and sscn.io.files), and no subcommand ever changes a file it reads.
 
 Everything runs a tiny random network (width 0.125) at a 32 px working size (the gallery at its
 own 128 px) and the baselines where no network is needed.
@@ -20,7 +20,8 @@ import pytest
 import torch
 from PIL import Image
 
-from sscn import files, gallery
+from sscn.io import files
+from sscn.apps import gallery
 from sscn.errors import SSCNError
 from sscn.models import SSCN, SSCNConfig
 
@@ -142,7 +143,7 @@ TERMINATE_DURING_WRITE = """
 import io, os, signal, sys
 from PIL import Image
 from matplotlib.figure import Figure
-from sscn.cli import main
+from sscn.apps.cli import main
 
 real_save, real_savefig = Image.Image.save, Figure.savefig
 def half_then_terminate(fp):
@@ -231,7 +232,7 @@ def test_a_full_disk_with_overwrite_keeps_the_old_figure_and_names_it(capsys, tm
 @pytest.mark.parametrize("command", ["gallery", "demo"])
 def test_two_runs_to_one_new_file_never_replace_each_other(capsys, tmp_path, model_file, monkeypatch, command):
     """Group 2: two galleries to one new file silently replaced each other (each checked before its work only)."""
-    from sscn import colorize
+    from sscn.apps import colorize
 
     out = tmp_path / "figure.png"
     real = colorize.colorize
@@ -283,9 +284,9 @@ def test_evaluate_tables_are_written_through_the_atomic_writer(capsys, tmp_path,
         return real_write(path, half, *args, **kwargs)
 
     monkeypatch.setattr(files, "write_atomic", full_disk)
-    import sscn.evaluate
+    import sscn.evaluation.saved
 
-    monkeypatch.setattr(sscn.evaluate, "write_atomic", full_disk, raising=False)
+    monkeypatch.setattr(sscn.evaluation.saved, "write_atomic", full_disk, raising=False)
     line = assert_one_line_error(capsys, argv, "No space left on device", code=1)
     assert written and line.endswith(str(out / written[0]))
     assert checksums(out) == before
@@ -322,7 +323,7 @@ def test_save_pairs_holds_this_runs_ground_truth(capsys, tmp_path):
         data = image_folder(tmp_path / run, seed=seed)
         code, _, err = run_cli(capsys, [*EVALUATE, "--data", data, "--kinds", "same_class", "--save-pairs", saved])
         assert code == 0, err
-    from sscn.data import ImageFolder
+    from sscn.io.data import ImageFolder
 
     second = ImageFolder(tmp_path / "second", size=32)
     for index in range(len(second)):
@@ -381,8 +382,8 @@ def test_file_names_that_are_not_utf8_reach_the_tables(capsys, tmp_path):
 
 def test_gallery_and_demo_leave_autograd_as_they_found_it(capsys, tmp_path, model_file):
     """Group 4: gallery, run_gallery and run_demo switched autograd off for the process; a training next crashed."""
-    from sscn.demo import run_demo
-    from sscn.gallery import run_gallery
+    from sscn.apps.demo import run_demo
+    from sscn.apps.gallery import run_gallery
 
     assert torch.is_grad_enabled()
     code, _, err = run_cli(capsys, ["gallery", "-o", tmp_path / "g.png", "--checkpoint", model_file])
@@ -471,7 +472,7 @@ def test_names_of_up_to_255_bytes_can_be_written(capsys, tmp_path, model_file):
 
 KILLED_WRITER = """
 import os, signal, sys
-from sscn.files import write_atomic
+from sscn.io.files import write_atomic
 
 def write(handle):
     handle.write(b"half")
@@ -531,12 +532,12 @@ def test_a_gallery_of_too_many_classes_is_refused_before_any_photo_is_read(capsy
     data, most = tmp_path / "data", getattr(gallery, "MAX_CLASSES", 200)
     for label in range(most + 1):
         save(photo(8, 8, seed=label), data / f"n{label:05d}" / "0.png")
-    import sscn.pairs
+    import sscn.evaluation.pairs
 
     def never(*args, **kwargs):
         raise AssertionError("the photos were read before the refusal")
 
-    monkeypatch.setattr(sscn.pairs, "photo_set", never)
+    monkeypatch.setattr(sscn.evaluation.pairs, "photo_set", never)
     out = tmp_path / "g.png"
     assert_one_line_error(capsys, ["gallery", "--data", data, "--checkpoint", model_file, "-o", out, "--no-progress"],
                           f"has {most + 1} classes; the gallery shows one pair per class, at most")
@@ -545,8 +546,8 @@ def test_a_gallery_of_too_many_classes_is_refused_before_any_photo_is_read(capsy
 
 @pytest.mark.parametrize("bad", ["NaN", "zero height", "zero width"])
 def test_the_pairs_api_refuses_nan_and_empty_images(bad):
-    """Group 9: sscn.pairs tracebacked (an index error, a resize error) on NaN or zero-size images."""
-    from sscn import metrics, pairs
+    """Group 9: sscn.evaluation.pairs tracebacked (an index error, a resize error) on NaN or zero-size images."""
+    from sscn.evaluation import metrics, pairs
 
     good = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(0))
     image = {"NaN": good.clone().index_fill_(1, torch.tensor([3]), float("nan")), "zero height": torch.rand(3, 0, 32),
@@ -563,11 +564,11 @@ def test_the_pairs_api_refuses_nan_and_empty_images(bad):
 
 def test_a_sweep_of_only_k_r_zero_is_refused_before_the_evaluation(capsys, tmp_path, model_file, monkeypatch):
     """Group 9: --sweep with k = r = 0 was refused only after the whole evaluation."""
-    import sscn.evaluate
+    import sscn.evaluation.command
 
     data = image_folder(tmp_path / "data")
     ran = []
-    monkeypatch.setattr(sscn.evaluate, "evaluate", lambda *args, **kwargs: ran.append(1) or [])
+    monkeypatch.setattr(sscn.evaluation.command, "evaluate", lambda *args, **kwargs: ran.append(1) or [])
     argv = ["evaluate", "--data", data, "--checkpoint", model_file, "--size", "32", "--kinds", "tps", "--no-progress",
             "--sweep", "--sweep-k", "0", "0", "--sweep-r", "0"]
     assert_one_line_error(capsys, argv, "--sweep: every \\(k, r\\) is k = r = 0")
@@ -576,10 +577,10 @@ def test_a_sweep_of_only_k_r_zero_is_refused_before_the_evaluation(capsys, tmp_p
 
 def test_the_demo_output_folder_is_checked_before_the_work(capsys, tmp_path, model_file, monkeypatch):
     """Group 9: a missing demo output folder failed only after the work."""
-    import sscn.demo
+    import sscn.apps.demo
 
-    real, ran = sscn.demo.demo_rows, []
-    monkeypatch.setattr(sscn.demo, "demo_rows", lambda *args, **kwargs: ran.append(1) or real(*args, **kwargs))
+    real, ran = sscn.apps.demo.demo_rows, []
+    monkeypatch.setattr(sscn.apps.demo, "demo_rows", lambda *args, **kwargs: ran.append(1) or real(*args, **kwargs))
     (tmp_path / "a-file").write_text("not a folder")
     assert_one_line_error(capsys, ["demo", "-o", tmp_path / "a-file" / "demo.png", "--checkpoint", model_file,
                                    "--size", "32"], "a-file is a file, not a folder")
@@ -594,8 +595,8 @@ def test_the_demo_output_folder_is_checked_before_the_work(capsys, tmp_path, mod
 
 def _work_folder(root: Path, model_file: Path) -> Path:
     """One folder that holds every input: photos (train/ and val/), two photos, two checkpoints, a pairs file."""
-    from sscn import pairs
-    from sscn.data import ImageFolder
+    from sscn.evaluation import pairs
+    from sscn.io.data import ImageFolder
 
     for split, count in (("train", 3), ("val", 3)):
         image_folder(root / "data" / split, per_class=count, seed=0 if split == "train" else 50)

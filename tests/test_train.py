@@ -1,4 +1,4 @@
-"""Training (sscn.train): a batch overfits, resuming is exact, DDP runs, NaNs stop cleanly,
+"""Training (sscn.training.train): a batch overfits, resuming is exact, DDP runs, NaNs stop cleanly,
 bad settings are refused, and notebook 07 runs under papermill.
 
 Everything is tiny (width 0.125, 32 px) and single-threaded: on a busy CPU, torch's
@@ -15,15 +15,16 @@ from pathlib import Path
 import pytest
 import torch
 
-import sscn.train as train_module
+import sscn.training.train as train_module
 from sscn.augment import training_references
-from sscn.checkpoint import read_checkpoint
+from sscn.models.checkpoint import read_checkpoint
 from sscn.color import join_lab, rgb_to_lab_norm, split_lab
-from sscn.data import SAMPLE_CROPS, ImageFolder, sample_folder, sample_photos
+from sscn.io.data import SAMPLE_CROPS, ImageFolder, sample_folder, sample_photos
 from sscn.errors import SSCNError
-from sscn.losses import sscn_loss
+from sscn.training.losses import sscn_loss
 from sscn.models import SSCN, SSCNConfig
-from sscn.train import TrainConfig, TrainingDiverged, add_arguments, config_from_args, train
+from sscn.training.config import TrainConfig, add_arguments, config_from_args
+from sscn.training.train import TrainingDiverged, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(data_dir="samples", image_size=32, width=0.125, batch_size=8, k=4, r=4, num_workers=0,
@@ -171,7 +172,7 @@ def test_two_process_ddp_run(tmp_path, cache_home):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "XDG_CACHE_HOME": str(cache_home)}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-               "-m", "sscn.train", "--data-dir", "samples", "--out-dir", str(out), "--image-size", "32",
+               "-m", "sscn.training.train", "--data-dir", "samples", "--out-dir", str(out), "--image-size", "32",
                "--width", "0.125", "--batch-size", "2", "--topk", "4", "--random-tokens", "4", "--steps", "3",
                "--num-workers", "0", "--val-images", "2", "--log-every", "1", "--device", "cpu"]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=240, cwd=tmp_path)
@@ -289,7 +290,7 @@ def test_notebook_07_rejects_a_bad_parameter_in_its_first_cell(tmp_path, monkeyp
 
 
 def test_same_class_references_replace_the_chosen_share():
-    from sscn.pairs import SameClassSampler
+    from sscn.training.same_class import SameClassSampler
 
     labels = [0, 0, 0, 1, 1, 2]
     photos = torch.arange(len(labels), dtype=torch.float32)[:, None, None, None].expand(-1, 3, 4, 4) / 10

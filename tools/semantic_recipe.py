@@ -3,9 +3,9 @@
     python tools/semantic_recipe.py --data DATA/imagenette2-144 --out RUN [--device cuda] [--bundle DIR]
 
 Stage 1 trains the encoder's classification pre-stage (``sscn pretrain``, recipe
-``sscn.recipes.PRETRAIN["semantic"]``) in ``RUN/pre``; stage 2 trains SSCN on that encoder,
+``sscn.training.recipes.PRETRAIN["semantic"]``) in ``RUN/pre``; stage 2 trains SSCN on that encoder,
 frozen (``sscn train --encoder-from RUN/pre/last.pt --freeze-encoder``, recipe
-``sscn.recipes.TRAIN["semantic"]``) in ``RUN/sscn``. Both resume from their ``last.pt``, so
+``sscn.training.recipes.TRAIN["semantic"]``) in ``RUN/sscn``. Both resume from their ``last.pt``, so
 the same command continues an interrupted run, on any machine. ``--bundle DIR`` then writes
 what ships: each checkpoint's weights in float16 without the optimiser, with its log and
 summary, eight flat files in all (what a GPU machine's output folder can hand back).
@@ -27,11 +27,13 @@ sys.path.insert(0, str(ROOT))  # the repository's sscn, also where it is not ins
 
 import torch  # noqa: E402
 
-from sscn.checkpoint import read_checkpoint, save_atomic  # noqa: E402
+from sscn.models.checkpoint import read_checkpoint
+from sscn.io.checkpoints import save_atomic
 from sscn.errors import SSCNError  # noqa: E402
-from sscn.pretrain import pretrain, read_pretrained  # noqa: E402
-from sscn.recipes import TINY_PRETRAIN, TINY_TRAIN, pretrain_config, train_config  # noqa: E402
-from sscn.train import train  # noqa: E402
+from sscn.training.pretrain import pretrain
+from sscn.models.pretrained import read_pretrained
+from sscn.training.recipes import TINY_PRETRAIN, TINY_TRAIN, pretrain_config, train_config  # noqa: E402
+from sscn.training.train import train  # noqa: E402
 
 BUNDLE_FILES = ("pretrain.pt", "pretrain_metrics.jsonl", "pretrain_summary.json",
                 "sscn.pt", "sscn_metrics.jsonl", "sscn_summary.json", "recipe.json")
@@ -118,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python tools/semantic_recipe.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="a folder with train/ and val/ class folders (imagenette2-144)")
     p.add_argument("--out", required=True, help="the run's folder (resumed when it holds a run)")
-    p.add_argument("--recipe", default="semantic", help="the named recipe of sscn/recipes.py (default: %(default)s)")
+    p.add_argument("--recipe", default="semantic", help="the named recipe of sscn/training/recipes.py (default: %(default)s)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: %(default)s)")
     p.add_argument("--precision", default="auto", choices=["auto", "float32", "bf16"],
                    help="training precision (default: %(default)s: bf16 where the hardware computes it natively)")

@@ -68,10 +68,10 @@ import time
 import matplotlib.pyplot as plt
 import torch
 
-from sscn.checkpoint import bundled_checkpoint, load_model
-from sscn.demo import DEMO_PAIRS, demo_rows
-from sscn.notebook import apply_smoke, smoke_mode
-from sscn.viz import demo_figure
+from sscn.models.checkpoint import bundled_checkpoint, load_model
+from sscn.apps.demo import DEMO_PAIRS, demo_rows
+from sscn.apps.notebook import apply_smoke, smoke_mode
+from sscn.apps.viz import demo_figure
 
 SMOKE = smoke_mode()  # SSCN_SMOKE=1
 plt.rcParams["figure.dpi"] = 80
@@ -161,8 +161,9 @@ else:
 # notebook made with an untrained or missing checkpoint fails.
 
 # %%
-from sscn.data import sample_photos
-from sscn.evaluate import baseline_methods, evaluate, network_methods
+from sscn.io.data import sample_photos
+from sscn.evaluation.baselines import baseline_methods, network_methods
+from sscn.evaluation.protocol import evaluate
 
 photos = sample_photos(size=64 if SMOKE else 128)
 methods = {**baseline_methods(["gray", "copy"]), **network_methods(model, include=("sparse", "dense"))}

@@ -78,7 +78,7 @@ from scipy.spatial import ConvexHull
 from skimage import color as skcolor
 from skimage import data as skdata
 
-from sscn.notebook import apply_smoke, smoke_mode
+from sscn.apps.notebook import apply_smoke, smoke_mode
 
 SMOKE = smoke_mode()  # SSCN_SMOKE=1
 plt.rcParams["figure.dpi"] = 80  # modest figures keep the stored notebook small

@@ -61,9 +61,9 @@ import torch
 import torch.nn.functional as F
 
 from sscn.color import rgb_to_lab_norm, split_lab
-from sscn.data import sample_photos
-from sscn.notebook import apply_smoke, smoke_mode
-from sscn.viz import PANEL
+from sscn.io.data import sample_photos
+from sscn.apps.notebook import apply_smoke, smoke_mode
+from sscn.apps.viz import PANEL
 
 SMOKE = smoke_mode()  # SSCN_SMOKE=1
 plt.rcParams["figure.dpi"] = 80  # modest figures keep the stored notebook small
@@ -315,7 +315,7 @@ print("control points land on their targets (max error < 1e-4):", bool((landed -
 # %% [markdown]
 # ## 8. In the data pipeline
 #
-# `sscn.data.ImageFolder(root, size=128, reference="tps")` serves, for every photo,
+# `sscn.io.data.ImageFolder(root, size=128, reference="tps")` serves, for every photo,
 # `gray_l`, `ab`, `rgb`, `label` and a `ref_lab` made by `make_reference` with a seed
 # derived from the dataset's seed and the item's index, so each epoch, worker and
 # machine sees the same references. The trainer instead warps whole batches with

@@ -69,11 +69,11 @@ import matplotlib.pyplot as plt
 import torch
 import torch.nn.functional as F
 
-from sscn.checkpoint import load_model
+from sscn.models.checkpoint import load_model
 from sscn.color import join_lab, lab_norm_to_rgb, rgb_to_gray_l, rgb_to_lab_norm, split_lab
-from sscn.data import sample_photos
-from sscn.notebook import apply_smoke, smoke_mode
-from sscn.viz import FIGSIZE, show_image
+from sscn.io.data import sample_photos
+from sscn.apps.notebook import apply_smoke, smoke_mode
+from sscn.apps.viz import FIGSIZE, show_image
 
 torch.set_grad_enabled(False)  # nothing is trained here: no autograd graph, less memory
 SMOKE = smoke_mode()  # SSCN_SMOKE=1
@@ -81,7 +81,7 @@ plt.rcParams["figure.dpi"] = 80  # modest figures keep the stored notebook small
 
 # %% tags=["parameters"]
 checkpoint = ""  # a .pt file; empty: the bundled checkpoint
-target_name = "chelsea"  # a sample photo (sscn.data.SAMPLE_NAMES)
+target_name = "chelsea"  # a sample photo (sscn.io.data.SAMPLE_NAMES)
 reference_a = "rocket"  # two references with different global colours
 reference_b = "coffee"
 size = 128  # working size (the bundled model was trained at 128 px)
@@ -350,7 +350,7 @@ print("every pixel is the reference's mean colour:", torch.allclose(painted, ref
 # Solution 3.2
 from sscn.augment import make_reference  # noqa: E402
 from sscn.color import gray_l_to_rgb  # noqa: E402
-from sscn.evaluate import psnr  # noqa: E402
+from sscn.scores import psnr  # noqa: E402
 from sscn.models.ldt import resize  # noqa: E402
 
 grid_hw = (size // 4, size // 4)

@@ -65,11 +65,11 @@ import torch
 import torch.nn.functional as F
 
 from sscn.augment import REFERENCE_KINDS, make_reference
-from sscn.checkpoint import load_model, read_checkpoint, BUNDLED
+from sscn.models.checkpoint import load_model, read_checkpoint, BUNDLED
 from sscn.color import lab_norm_to_rgb, rgb_to_lab_norm
-from sscn.data import IMAGENETTE_CLASSES, imagenette_folder, sample_photos
-from sscn.notebook import apply_smoke, smoke_mode
-from sscn.viz import FIGSIZE, RANDOM_COLOR, TOPK_COLOR, mark_tokens, overlay_map, show_image
+from sscn.io.data import IMAGENETTE_CLASSES, imagenette_folder, sample_photos
+from sscn.apps.notebook import apply_smoke, smoke_mode
+from sscn.apps.viz import FIGSIZE, RANDOM_COLOR, TOPK_COLOR, mark_tokens, overlay_map, show_image
 
 SMOKE = smoke_mode()  # SSCN_SMOKE=1
 plt.rcParams["figure.dpi"] = 80  # modest figures keep the stored notebook small
@@ -299,7 +299,7 @@ print("tokens selected per image:", selected.shape[1], f"(= k + r = {k + r})")
 # where the paper's encoder is a VGG19 trained on ImageNet's 1.3 million.
 #
 # The project's stand-in for that ImageNet training is a **classification pre-stage**
-# (`sscn pretrain`, `sscn/pretrain.py`): the reference encoder, with batch norm, trained
+# (`sscn pretrain`, `sscn/training/pretrain.py`): the reference encoder, with batch norm, trained
 # as a classifier on the 8,353 Imagenette photos of `imagenette2-144/train`, half in colour
 # and half in gray (it will see colour references and gray-looking coarse results), with
 # one linear head on pooled level 5 (the CAM's level, as in the paper) and one on level 6
@@ -308,15 +308,16 @@ print("tokens selected per image:", selected.shape[1], f"(= k + r = {k + r})")
 # the 3,475 validation photos in gray and **75.8 %** in colour, after 9 epochs (42 minutes
 # on a 2-core CPU; `docs/training/pretrain_summary.json`).
 #
-# `sscn.semantics.cam_panels` computes, for each photo, the predicted class, its CAM and
+# `sscn.evaluation.semantics.cam_panels` computes, for each photo, the predicted class, its CAM and
 # the top-$k$ tokens under both classifiers: the bundled SSCN's own (section 1) and the
 # pre-stage's `fc5` head. With `data_dir` set, one validation photo of each of six classes,
 # with a tick where the prediction is right; without it, the sample photos (which belong to
 # no Imagenette class, so every prediction is a guess).
 
 # %%
-from sscn.pretrain import pretrained_classifier  # noqa: E402
-from sscn.semantics import cam_figure, cam_panels, one_per_class  # noqa: E402
+from sscn.models.pretrained import pretrained_classifier  # noqa: E402
+from sscn.apps.semantics import cam_figure
+from sscn.evaluation.semantics import cam_panels, one_per_class
 
 judge, judge_classes = pretrained_classifier("bundled")
 judge_names = [IMAGENETTE_CLASSES.get(wnid, wnid) for wnid in judge_classes]
@@ -345,7 +346,7 @@ for panel in panels:
 # chin, the left of the cup and the top of the astronaut's background. On Imagenette's own
 # photos the difference is the point of the
 # pre-stage. The figure below was drawn by
-# `python -m sscn.semantics --data DATA/imagenette-144/val --size 128 --figure docs/results/semantics/cams_val.png`
+# `python -m sscn.apps.semantics --data DATA/imagenette-144/val --size 128 --figure docs/results/semantics/cams_val.png`
 # on one validation photo of six classes: the bundled SSCN's classifier (top row) names
 # one of the six right and puts its top-64 tokens on corners and background; the
 # pre-stage (bottom row) names five right and puts them on the fish, the dog, the radio's

@@ -75,14 +75,14 @@ from IPython.display import Image, display
 from torch.overrides import TorchFunctionMode
 
 from sscn.augment import make_reference
-from sscn.checkpoint import bundled_checkpoint, load_model
+from sscn.models.checkpoint import bundled_checkpoint, load_model
 from sscn.color import gray_l_to_rgb, join_lab, lab_norm_to_rgb, rgb_to_lab_norm, split_lab
-from sscn.data import SAMPLE_NAMES, sample_photos
-from sscn.evaluate import psnr
+from sscn.io.data import SAMPLE_NAMES, sample_photos
+from sscn.scores import psnr
 from sscn.models.attention import select_tokens
 from sscn.models.ldt import resize
-from sscn.notebook import apply_smoke, smoke_mode
-from sscn.viz import FIGSIZE, RANDOM_COLOR, TOPK_COLOR, mark_point, mark_tokens, overlay_map, show_image
+from sscn.apps.notebook import apply_smoke, smoke_mode
+from sscn.apps.viz import FIGSIZE, RANDOM_COLOR, TOPK_COLOR, mark_point, mark_tokens, overlay_map, show_image
 
 torch.set_grad_enabled(False)  # nothing is trained here: no autograd graph, less memory
 SMOKE = smoke_mode()  # SSCN_SMOKE=1
@@ -90,7 +90,7 @@ plt.rcParams["figure.dpi"] = 80  # modest figures keep the stored notebook small
 
 # %% tags=["parameters"]
 checkpoint = ""  # a .pt file; empty: the bundled checkpoint
-target_name = "chelsea"  # a sample photo (sscn.data.SAMPLE_NAMES)
+target_name = "chelsea"  # a sample photo (sscn.io.data.SAMPLE_NAMES)
 reference = "tps"  # a self-augmentation of the target (tps, tps_violent, rotation, crop) or a photo name
 size = 128  # working size (the bundled model was trained at 128 px)
 k = 64  # top-k CAM tokens (the bundled model's setting)
@@ -585,7 +585,7 @@ print(f"bundled (trained), cosine: a query attends to about {effective_tokens(de
 # %% [markdown]
 # ## 10. The k / r explorer
 #
-# `sscn.explorer.KRExplorer` puts it all together: pick a target and a reference
+# `sscn.apps.explorer.KRExplorer` puts it all together: pick a target and a reference
 # (a seeded TPS, rotation or crop of the target, or another photo), move k, r and the
 # query point, and see the selected tokens, the query's attention and the result. It
 # runs the encoder, GCT and the CAM once per (target, reference) pair and only the
@@ -593,11 +593,11 @@ print(f"bundled (trained), cosine: a query attends to about {effective_tokens(de
 # a fraction of a second. The figure is a PNG in an `ipywidgets.Image`, so it also
 # works in Voila (`voila notebooks/05_semantic_sparse_attention.ipynb`). In a
 # notebook saved without its kernel the widget is not live; the views below are static
-# copies. `sscn.explorer.render(model, target, reference, k, r, query_xy, size)` gives
+# copies. `sscn.apps.explorer.render(model, target, reference, k, r, query_xy, size)` gives
 # the same view without widgets.
 
 # %%
-from sscn.explorer import KRExplorer  # noqa: E402
+from sscn.apps.explorer import KRExplorer  # noqa: E402
 
 explorer = KRExplorer(model, photos, size=size, target=target_name, reference=reference,
                       k=k, r=r, query_xy=(query_x, query_y), seed=seed)

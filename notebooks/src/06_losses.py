@@ -13,7 +13,7 @@
 # and on the fine ab, a colour-histogram cross-entropy, a total-variation penalty on the
 # fine ab, and the cross-entropy of the CAM classifier. This notebook takes each one
 # apart on the pixels of a real photo, drafts it in a few lines, and checks the draft
-# against `sscn.losses`.
+# against `sscn.training.losses`.
 #
 # **What you will learn**
 #
@@ -92,9 +92,9 @@ from skimage.filters import gaussian
 
 from sscn.bins import default_bins
 from sscn.color import AB_SCALE, join_lab, lab_norm_to_rgb, lab_to_rgb, rgb_to_lab_norm, split_lab
-from sscn.data import sample_photos
-from sscn.notebook import apply_smoke, smoke_mode
-from sscn.viz import PANEL, to_image
+from sscn.io.data import sample_photos
+from sscn.apps.notebook import apply_smoke, smoke_mode
+from sscn.apps.viz import PANEL, to_image
 
 SMOKE = smoke_mode()  # SSCN_SMOKE=1
 plt.rcParams["figure.dpi"] = 72  # modest figures keep the stored notebook small
@@ -161,9 +161,9 @@ plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from sscn.losses import smooth_l1  # noqa: E402
+from sscn.training.losses import smooth_l1  # noqa: E402
 
-print("draft == sscn.losses.smooth_l1:", torch.allclose(smooth_l1_draft(faded, true_ab), smooth_l1(faded, true_ab)))
+print("draft == sscn.training.losses.smooth_l1:", torch.allclose(smooth_l1_draft(faded, true_ab), smooth_l1(faded, true_ab)))
 
 # %% [markdown]
 # Below one ab unit, a difference nobody can see, the penalty is quadratic, so the
@@ -309,9 +309,9 @@ print(f"       log Q = {np.log(bins.num_bins):.3f}")
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from sscn.losses import histogram_loss  # noqa: E402
+from sscn.training.losses import histogram_loss  # noqa: E402
 
-print("draft == sscn.losses.histogram_loss:",
+print("draft == sscn.training.losses.histogram_loss:",
       all(torch.allclose(histogram_loss_draft(lg, true_ab[None]), histogram_loss(lg, true_ab[None]))
           for lg in predictions.values()))
 print("uniform prediction scores log Q:",
@@ -366,9 +366,9 @@ for name, ab in maps.items():
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from sscn.losses import total_variation  # noqa: E402
+from sscn.training.losses import total_variation  # noqa: E402
 
-print("draft == sscn.losses.total_variation:",
+print("draft == sscn.training.losses.total_variation:",
       all(torch.allclose(total_variation_draft(ab), total_variation(ab)) for ab in maps.values()))
 print("smoothing lowers TV:", bool(total_variation(smoothed) < total_variation(noisy)))
 
@@ -399,13 +399,13 @@ print("draft == torch.nn.functional.cross_entropy:", torch.allclose(ce_draft, F.
 # %% [markdown]
 # ## 6. The weighted total (Formula 6)
 #
-# `sscn.losses.sscn_loss(output, true_ab, labels)` takes the network's output (the two ab
+# `sscn.training.losses.sscn_loss(output, true_ab, labels)` takes the network's output (the two ab
 # predictions, the histogram logits, the class logits) and returns the total with each
 # unweighted term. Feed it the stand-ins built above: the faded colours as the coarse
 # result, the smoothed noisy map as the fine one.
 
 # %%
-from sscn.losses import LossWeights, sscn_loss  # noqa: E402
+from sscn.training.losses import LossWeights, sscn_loss  # noqa: E402
 
 output = SimpleNamespace(ab_coarse=faded[None], ab_fine=smoothed[None], hist_logits=predictions["faded colours"],
                          class_logits=class_logits)
@@ -421,7 +421,7 @@ print(f" total: {total.item():8.3f}")
 by_hand = (100 * smooth_l1_draft(faded, true_ab) + 100 * smooth_l1_draft(smoothed, true_ab) + 0.1 * ce_draft
            + 1 * histogram_loss_draft(predictions["faded colours"], true_ab[None]) + 10 * total_variation_draft(smoothed))
 print("paper weights 100, 100, 0.1, 1, 10:", [getattr(paper, n) for n in ("coarse", "fine", "cls", "hist", "tv")])
-print("drafted total == sscn.losses.sscn_loss:", torch.allclose(by_hand, total))
+print("drafted total == sscn.training.losses.sscn_loss:", torch.allclose(by_hand, total))
 
 # %% [markdown]
 # The weights put the five terms on comparable scales: an error of a few ab units is a
@@ -455,7 +455,7 @@ print("drafted total == sscn.losses.sscn_loss:", torch.allclose(by_hand, total))
 # over three levels of the encoder; the table shows each.
 
 # %%
-from sscn.pretrain import pretrained_classifier  # noqa: E402
+from sscn.models.pretrained import pretrained_classifier  # noqa: E402
 
 features = pretrained_classifier("bundled")[0].encoder.requires_grad_(False)  # the shipped pre-stage
 
@@ -498,12 +498,12 @@ plt.show()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-from sscn.contextual import reference_contextual_loss  # noqa: E402
+from sscn.training.contextual import reference_contextual_loss  # noqa: E402
 
 moved = candidates["moved 12 px"]
 package = reference_contextual_loss(features, gray_l[None], moved[None], join_lab(gray_l, true_ab)[None])
 draft = torch.stack([cx_loss_draft(moved, n) for n in LEVELS]).mean()
-print("draft == sscn.contextual.reference_contextual_loss:", torch.allclose(draft, package, atol=1e-5))
+print("draft == sscn.training.contextual.reference_contextual_loss:", torch.allclose(draft, package, atol=1e-5))
 
 # %% [markdown]
 # Moving the colours by 12 px costs smooth-L1 about half of what gray costs, because every

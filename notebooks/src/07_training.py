@@ -18,8 +18,8 @@
 # The network of notebooks 03-05 and the losses of notebook 06 come together here. This
 # notebook *is* a training run: its `parameters` cell holds every setting, papermill
 # overrides them from the command line, and the run writes its checkpoint, its metrics
-# log and a small JSON summary. The loop itself lives in `sscn.train`, so the notebook,
-# the `sscn train` command and `torchrun ... -m sscn.train` run the same code.
+# log and a small JSON summary. The loop itself lives in `sscn.training.train`, so the notebook,
+# the `sscn train` command and `torchrun ... -m sscn.training.train` run the same code.
 #
 # **What you will learn**
 #
@@ -72,15 +72,16 @@ import torch
 from IPython.display import clear_output, display
 from torch.utils.data import DataLoader
 
-from sscn.checkpoint import bundled_checkpoint, load_model, read_checkpoint
+from sscn.models.checkpoint import bundled_checkpoint, load_model, read_checkpoint
 from sscn.color import join_lab, lab_norm_to_rgb
 from sscn.errors import SSCNError
-from sscn.evaluate import psnr
-from sscn.losses import LossWeights, sscn_loss
+from sscn.scores import psnr
+from sscn.training.losses import LossWeights, sscn_loss
 from sscn.models import SSCN
-from sscn.notebook import apply_smoke, explicit_parameters, smoke_mode
-from sscn.train import TrainConfig, datasets, make_batch, step_generator, train
-from sscn.viz import PANEL, image_grid
+from sscn.apps.notebook import apply_smoke, explicit_parameters, smoke_mode
+from sscn.training.config import TrainConfig
+from sscn.training.train import datasets, make_batch, step_generator, train
+from sscn.apps.viz import PANEL, image_grid
 
 SMOKE = smoke_mode()  # SSCN_SMOKE=1
 plt.rcParams["figure.dpi"] = 72  # modest figures keep the stored notebook small
@@ -149,7 +150,7 @@ print(f"training on {config.data_dir!r}: {config.steps} steps of {config.batch_s
 # each target is flipped at random and gets a TPS-warped copy of itself as the reference
 # (a share `violent_share` of them warped so violently that no semantic match is left,
 # so the network also learns to cope with a poor reference). Every random choice of the
-# step comes from one generator seeded by `(seed, step)` (`sscn.train.step_generator`):
+# step comes from one generator seeded by `(seed, step)` (`sscn.training.train.step_generator`):
 # the flips, the warps and the CAM's random tokens. First the forward pass and the loss
 # (Formula 6):
 
@@ -218,7 +219,7 @@ print("Adam's first step moves no weight by more than lr (plus rounding):", larg
 # %% [markdown]
 # ## 2. Reproducible, resumable, observable
 #
-# `sscn.train.train(config)` adds to that step everything a long run needs:
+# `sscn.training.train.train(config)` adds to that step everything a long run needs:
 #
 # - **Checkpoints** every `ckpt_every` steps and at the end: `out_dir/last.pt` holds the
 #   weights, the optimiser, the step, the random-number states and the metric history.
@@ -283,7 +284,7 @@ print(f"{summary['steps']} steps ({summary['steps_this_run']} in this run), stop
 #
 # ## 3. Sample colorizations
 #
-# The checkpoint is a complete model: `sscn.checkpoint.load_model` rebuilds the network
+# The checkpoint is a complete model: `sscn.models.checkpoint.load_model` rebuilds the network
 # from the configuration stored in it. Here it colours a few validation targets from
 # their (seeded) TPS references.
 
@@ -377,7 +378,7 @@ print(f"loss {metrics['first_loss']:.3f} -> {metrics['last_loss']:.3f}; "
 # ```bash
 # sscn train --data-dir DATA/imagenette-144 --out-dir runs/imagenette128 --image-size 128 --width 0.25 \
 #     --batch-size 32 --lr 2e-4 --k 64 --r 64 --steps 3250 --encoder-norm none --style-level 5 --cam-level 5 --preload
-# torchrun --nproc_per_node=4 -m sscn.train --data-dir DATA/imagenette-144 --out-dir runs/ddp \
+# torchrun --nproc_per_node=4 -m sscn.training.train --data-dir DATA/imagenette-144 --out-dir runs/ddp \
 #     --image-size 128 --width 0.25 --batch-size 32 --lr 2e-4 --steps 3250 --topk 64 --random-tokens 64
 # ```
 #
@@ -472,7 +473,7 @@ for name in first_one:
 # ### Exercise 7.2
 #
 # Papermill replaces the values of the parameters cell; the smoke switch replaces some of
-# them again, unless papermill set them. Read `sscn.notebook.apply_smoke` and predict what
+# them again, unless papermill set them. Read `sscn.apps.notebook.apply_smoke` and predict what
 # this notebook would train with `SSCN_SMOKE=1` and `papermill ... -p steps 100 -p lr 5e-4`.
 # Then check your answer without running papermill: call `apply_smoke` on a dictionary of
 # this notebook's defaults, pretending that papermill set `steps` and `lr`.
@@ -481,20 +482,20 @@ for name in first_one:
 # Solution 7.2
 from unittest import mock  # noqa: E402
 
-import sscn.notebook  # noqa: E402
+import sscn.apps.notebook  # noqa: E402
 
 defaults = {"steps": 3250, "lr": 2e-4, "batch_size": 32, "image_size": 128}
 with mock.patch.dict(os.environ, {"SSCN_SMOKE": "1"}), \
-        mock.patch.object(sscn.notebook, "explicit_parameters", return_value={"steps", "lr"}):
+        mock.patch.object(sscn.apps.notebook, "explicit_parameters", return_value={"steps", "lr"}):
     pretend = {**defaults, "steps": 100, "lr": 5e-4}  # what papermill's injected cell would have set
-    sscn.notebook.apply_smoke(pretend, steps=30, lr=1e-3, batch_size=4, image_size=32)
+    sscn.apps.notebook.apply_smoke(pretend, steps=30, lr=1e-3, batch_size=4, image_size=32)
 print(pretend)
 
 # %% [markdown] tags=["solution"]
 # The explicit values win (`steps` 100, `lr` 5e-4) and the notebook says so in a line
 # starting "SSCN_SMOKE=1 IGNORED"; the others take their smoke values (batch 4 at 32 px).
 # Papermill writes its values into a cell of their own that starts with `# Parameters`,
-# and `sscn.notebook.explicit_parameters` reads the names back from the kernel's history.
+# and `sscn.apps.notebook.explicit_parameters` reads the names back from the kernel's history.
 
 # %% [markdown]
 # ## References

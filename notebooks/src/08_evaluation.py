@@ -67,11 +67,17 @@ import torch
 from IPython.display import Markdown, display
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from sscn import evaluate as ev
+from sscn.evaluation import baselines
+from sscn.evaluation import cases
+from sscn.evaluation import protocol
+from sscn.evaluation import sweep as sweep_m
+from sscn.evaluation import tables
+from sscn.io import photos as photos_m
+from sscn import scores as scores_m
 from sscn.color import join_lab, lab_norm_to_rgb, rgb_to_lab_norm, split_lab
-from sscn.data import sample_photos
-from sscn.notebook import apply_smoke, smoke_mode
-from sscn.viz import PANEL, image_grid
+from sscn.io.data import sample_photos
+from sscn.apps.notebook import apply_smoke, smoke_mode
+from sscn.apps.viz import PANEL, image_grid
 
 SMOKE = smoke_mode()  # SSCN_SMOKE=1
 plt.rcParams["figure.dpi"] = 72  # modest figures keep the stored notebook small
@@ -93,7 +99,7 @@ n_cases = 2  # best and worst cases shown
 # smoke mode: these values replace the parameters above, except any that papermill set explicitly
 apply_smoke(globals(), data_dir="", size=64, limit=8, sweep_ks=[4, 16, 64], sweep_rs=[0, 16], n_cases=1)
 torch.manual_seed(seed)
-source = sample_photos() if not data_dir else ev.open_photos(data_dir, split, size)
+source = sample_photos() if not data_dir else photos_m.open_photos(data_dir, split, size)
 limit = limit or None
 count = min(len(source), limit or len(source))
 print(f"{'photos' if data_dir else 'sample photos'}: {count} at {size} px, references: {kinds}")
@@ -107,7 +113,7 @@ print(f"{'photos' if data_dir else 'sample photos'}: {count} at {size} px, refer
 # what a file can show.
 
 # %%
-photo = ev.Photos(source, size=size)[0][2]
+photo = photos_m.Photos(source, size=size)[0][2]
 gray_l = split_lab(rgb_to_lab_norm(photo))[0]
 result = lab_norm_to_rgb(join_lab(gray_l, torch.zeros(2, size, size)))
 
@@ -120,36 +126,36 @@ print(f"MSE = {mse.item():.2f}, PSNR = {psnr_draft.item():.2f} dB")
 # %%
 # NBVAL_CHECK_OUTPUT
 to_numpy = lambda x: x.permute(1, 2, 0).to(torch.uint8).numpy()  # noqa: E731
-print("drafted PSNR == sscn.evaluate.psnr:", torch.allclose(psnr_draft, ev.psnr(result, photo)))
+print("drafted PSNR == sscn.scores.psnr:", torch.allclose(psnr_draft, scores_m.psnr(result, photo)))
 reference_psnr = peak_signal_noise_ratio(to_numpy(truth8), to_numpy(result8), data_range=255)
-print("sscn.evaluate.psnr agrees with skimage:", abs(ev.psnr(result, photo).item() - reference_psnr) < 1e-3)
-print("sscn.evaluate.ssim agrees with skimage:",
-      abs(ev.ssim(result, photo).item() - structural_similarity(
+print("sscn.scores.psnr agrees with skimage:", abs(scores_m.psnr(result, photo).item() - reference_psnr) < 1e-3)
+print("sscn.scores.ssim agrees with skimage:",
+      abs(scores_m.ssim(result, photo).item() - structural_similarity(
           to_numpy(truth8), to_numpy(result8), channel_axis=2, gaussian_weights=True, sigma=1.5,
           use_sample_covariance=False, data_range=255)) < 1e-4)
-print("identical images: PSNR =", ev.psnr(photo, photo).item(), "SSIM =", ev.ssim(photo, photo).item())
+print("identical images: PSNR =", scores_m.psnr(photo, photo).item(), "SSIM =", scores_m.ssim(photo, photo).item())
 
 # %% [markdown]
-# An identical result has MSE 0 and PSNR $+\infty$. `sscn.evaluate` keeps such images:
+# An identical result has MSE 0 and PSNR $+\infty$. `sscn.evaluation` keeps such images:
 # a mean over images that contains one is $+\infty$, and every result row counts them
 # (`n_inf`) instead of silently dropping the best cases.
 #
 # ## 2. The self-augmentation protocol
 #
 # For photo number `index` the references are made with the seed
-# `seed * 1_000_003 + index` (`ev.reference_seed`), whatever else is evaluated with it,
+# `seed * 1_000_003 + index` (`cases.reference_seed`), whatever else is evaluated with it,
 # so every number below can be reproduced, and `evaluate(..., save_dir=...)` (or
 # `sscn evaluate --save-pairs DIR`) writes every (gray target, reference, ground truth)
 # triple as PNG so other tools can be scored on the very same pairs
-# (`ev.score_saved`).
+# (`protocol.score_saved`).
 
 # %%
-photos = ev.Photos(source, size=size)
+photos = photos_m.Photos(source, size=size)
 case_rows = []
 for kind in kinds:
-    case = ev.make_cases([photos[0]], kind, seed)
+    case = cases.make_cases([photos[0]], kind, seed)
     case_rows.append(case.reference[0])
-fig = image_grid([[photo, *case_rows]], ["ground truth", *[f"{ev.KIND_LABELS[k]} reference" for k in kinds]])
+fig = image_grid([[photo, *case_rows]], ["ground truth", *[f"{protocol.KIND_LABELS[k]} reference" for k in kinds]])
 plt.show()
 
 # %% [markdown]
@@ -175,7 +181,7 @@ plt.show()
 # a colorization network scores before it has learned anything (exercise 8.1).
 
 # %%
-from sscn.checkpoint import bundled_checkpoint, load_model  # noqa: E402
+from sscn.models.checkpoint import bundled_checkpoint, load_model  # noqa: E402
 from sscn.models.sscn import SSCN  # noqa: E402
 
 if checkpoint == "untrained":
@@ -194,9 +200,9 @@ print(f"attention: k = {model.config.k}, r = {model.config.r}, similarity = {mod
 # ## 4. The results table
 
 # %%
-methods = {**ev.baseline_methods(), **ev.network_methods(model, seed=seed)}
-rows = ev.evaluate(methods, source, kinds, size=size, limit=limit, batch_size=batch_size, seed=seed, progress=False)
-display(Markdown(ev.results_table_markdown(rows)))
+methods = {**baselines.baseline_methods(), **baselines.network_methods(model, seed=seed)}
+rows = protocol.evaluate(methods, source, kinds, size=size, limit=limit, batch_size=batch_size, seed=seed, progress=False)
+display(Markdown(tables.results_table_markdown(rows)))
 
 # %% [markdown]
 # The cell below prints facts that the test suite compares with this stored output: which
@@ -217,8 +223,8 @@ fig, axes = plt.subplots(1, 2, figsize=(4 * PANEL, 1.6 * PANEL))
 width = 0.8 / len(kinds)
 for i, kind in enumerate(kinds):
     x = np.arange(len(names)) + (i - (len(kinds) - 1) / 2) * width
-    axes[0].bar(x, [by_key[(n, kind)].psnr for n in names], width, label=ev.KIND_LABELS[kind])
-    axes[1].bar(x, [by_key[(n, kind)].ssim for n in names], width, label=ev.KIND_LABELS[kind])
+    axes[0].bar(x, [by_key[(n, kind)].psnr for n in names], width, label=protocol.KIND_LABELS[kind])
+    axes[1].bar(x, [by_key[(n, kind)].ssim for n in names], width, label=protocol.KIND_LABELS[kind])
 for ax, label in zip(axes, ("PSNR (dB)", "SSIM")):
     ax.set_xticks(np.arange(len(names)), names, rotation=30, ha="right")
     ax.set_ylabel(label)
@@ -244,9 +250,9 @@ plt.show()
 # every (k, r) on TPS references, with dense attention (every token) as the line to beat.
 
 # %%
-sweep = ev.sweep_kr(model, source, sweep_ks, sweep_rs, kind=kinds[0], size=size, limit=limit,
+sweep = sweep_m.sweep_kr(model, source, sweep_ks, sweep_rs, kind=kinds[0], size=size, limit=limit,
                     batch_size=batch_size, seed=seed, progress=False)
-display(Markdown(ev.sweep_table_markdown(sweep)))
+display(Markdown(tables.sweep_table_markdown(sweep)))
 fig, ax = plt.subplots(figsize=(2.2 * PANEL, 1.6 * PANEL))
 for r_value in sweep_rs:
     points = [s for s in sweep if s["r"] == r_value]
@@ -256,7 +262,7 @@ ax.axhline(dense["psnr"], color="k", ls="--", label=f"dense ({dense['tokens']} t
 ax.set_xscale("log", base=2)
 ax.set_xlabel("k (top CAM tokens)")
 ax.set_ylabel("PSNR (dB)")
-ax.set_title(f"{ev.KIND_LABELS[kinds[0]]} references, {size} px")
+ax.set_title(f"{protocol.KIND_LABELS[kinds[0]]} references, {size} px")
 ax.legend()
 fig.tight_layout()
 plt.show()
@@ -278,10 +284,10 @@ ranked = by_key[(shown, kind)].ranked("psnr")
 picks = [("best", c) for c in ranked[:n_cases]] + [("worst", c) for c in ranked[::-1][:n_cases]]
 grid, titles = [], []
 for label, (index, name, score) in picks:
-    panels = ev.reproduce_case(methods[shown], source, index, kind, size=size, seed=seed)
+    panels = protocol.reproduce_case(methods[shown], source, index, kind, size=size, seed=seed)
     grid.append([panels["gray"], panels["reference"], panels["result"], panels["truth"]])
     titles.append(f"{label}: {name}, {score:.1f} dB")
-fig = image_grid(grid, ["gray target", f"{ev.KIND_LABELS[kind]} reference", shown, "ground truth"], titles)
+fig = image_grid(grid, ["gray target", f"{protocol.KIND_LABELS[kind]} reference", shown, "ground truth"], titles)
 plt.show()
 
 # %% [markdown]
@@ -319,9 +325,9 @@ plt.show()
 # *different* photo, whose colours the target never had. There the copy baseline loses its
 # advantage, and a network that learned to copy loses with it.
 #
-# **Pairs by a fixed rule.** `sscn.pairs.same_class_pairs` gives each target the nearest
+# **Pairs by a fixed rule.** `sscn.P.same_class_pairs` gives each target the nearest
 # other photo of its class by a small descriptor of the *gray* images (block means of L
-# and gradient-orientation histograms, `sscn.pairs.gray_descriptor`), skipping the target
+# and gradient-orientation histograms, `sscn.P.gray_descriptor`), skipping the target
 # itself and near-duplicates (distance below 0.3 or the same bytes). The rule needs no
 # trained weights, so the pairs do not change when the model does, and they are written
 # to a CSV (`sscn evaluate --kinds same_class --out DIR` writes `DIR/pairs.csv`;
@@ -344,12 +350,12 @@ plt.show()
 # Both drafted by hand, then checked against the package:
 
 # %%
-from sscn import metrics  # noqa: E402
-from sscn import pairs as P  # noqa: E402
+from sscn.evaluation import metrics  # noqa: E402
+from sscn.evaluation import pairs as P  # noqa: E402
 from sscn.bins import default_bins  # noqa: E402
 from sscn.color import rgb_to_lab  # noqa: E402
 
-picture = ev.Photos(source, size=size)[1][2]
+picture = photos_m.Photos(source, size=size)[1][2]
 rgb8 = (picture.clamp(0, 1) * 255).round().double()
 rg, yb = rgb8[0] - rgb8[1], (rgb8[0] + rgb8[1]) / 2 - rgb8[2]
 colourfulness_draft = torch.sqrt(rg.var(unbiased=False) + yb.var(unbiased=False)) + 0.3 * torch.sqrt(rg.mean() ** 2 + yb.mean() ** 2)
@@ -364,21 +370,21 @@ def ab_histogram_draft(rgb):
     return torch.bincount(nearest, minlength=bins.num_bins).double() / len(nearest)
 
 
-other = ev.Photos(source, size=size)[2][2]
+other = photos_m.Photos(source, size=size)[2][2]
 palette_draft = torch.minimum(ab_histogram_draft(picture), ab_histogram_draft(other)).sum()
 
 # %%
 # NBVAL_CHECK_OUTPUT
-print("colourfulness draft == sscn.metrics.colourfulness:",
+print("colourfulness draft == sscn.evaluation.metrics.colourfulness:",
       torch.allclose(colourfulness_draft, metrics.colourfulness(picture).double(), atol=1e-3))
 print("colourfulness of a gray image:", float(metrics.colourfulness(picture.mean(0, keepdim=True).expand(3, -1, -1))))
-print("palette draft == sscn.metrics.palette_similarity:",
+print("palette draft == sscn.evaluation.metrics.palette_similarity:",
       abs(float(palette_draft) - float(metrics.palette_similarity(picture, other))) < 1e-6)
 print("palette similarity of an image with itself:", float(metrics.palette_similarity(picture, picture)))
 
 # %% [markdown]
 # Now the pairs and the scores. `P.evaluate_same_class` takes the same methods as
-# `ev.evaluate` and returns one row per method, with each target's scores kept.
+# `protocol.evaluate` and returns one row per method, with each target's scores kept.
 
 # %%
 same_rows, same_pairs = P.evaluate_same_class(methods, source, size=size, limit=limit, batch_size=batch_size,
@@ -490,7 +496,7 @@ plt.show()
 # ### Exercise 8.1
 #
 # What does the same network score *before* training? Build it with random weights
-# (`SSCN(model.config)`), score it with `ev.network_methods` on TPS references of a few
+# (`SSCN(model.config)`), score it with `baselines.network_methods` on TPS references of a few
 # photos, and compare with the gray baseline. Why does the notebook print "the network
 # beats gray" in a cell the test suite checks?
 
@@ -501,7 +507,7 @@ untrained = SSCN(model.config).eval()
 few = 2 if SMOKE else 8
 scores_untrained = {
     row.method: row.psnr
-    for row in ev.evaluate({**ev.baseline_methods(["gray"]), **ev.network_methods(untrained, include=("dense",))},
+    for row in protocol.evaluate({**baselines.baseline_methods(["gray"]), **baselines.network_methods(untrained, include=("dense",))},
                            source, ("tps",), size=size, limit=few, seed=seed, progress=False)
 }
 print(f"on {few} photos, TPS references: gray {scores_untrained['gray']:.2f} dB, "
@@ -520,12 +526,12 @@ print(f"on {few} photos, TPS references: gray {scores_untrained['gray']:.2f} dB,
 #
 # Spend the same number of reference tokens, 128, in two ways: k = 128 CAM tokens and no
 # random one, or k = 0 and 128 random tokens. Which scores higher on TPS references, and
-# what does that say about this checkpoint's CAM? (Use `ev.sweep_kr` on a few photos.)
+# what does that say about this checkpoint's CAM? (Use `sweep_m.sweep_kr` on a few photos.)
 
 # %% tags=["solution"]
 # Solution 8.2
 budget = 32 if SMOKE else 128  # at 64 px (smoke) there are only 256 tokens
-split_sweep = ev.sweep_kr(model, source, [0, budget], [0, budget], kind="tps", size=size, limit=4,
+split_sweep = sweep_m.sweep_kr(model, source, [0, budget], [0, budget], kind="tps", size=size, limit=4,
                           seed=seed, progress=False)
 for row in split_sweep:
     if row["k"] is None or row["k"] + row["r"] == budget:

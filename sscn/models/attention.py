@@ -58,7 +58,7 @@ class Correspondence(nn.Module):
 
     Without autograd the explicit N x S matrix is updated in place (one per query chunk).
     ``fused_inference = True`` runs the same maths in PyTorch's fused attention kernel
-    instead, which never holds the matrix (``sscn.colorize`` does; off by default so that
+    instead, which never holds the matrix (``sscn.apps.colorize`` does; off by default so that
     the attention's memory is the textbook one that notebook 05 and the benchmarks show).
     """
 

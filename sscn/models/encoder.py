@@ -104,7 +104,7 @@ class VGGEncoder(nn.Module):
 
             state = VGG19_Weights.IMAGENET1K_V1.get_state_dict(progress=True)
         else:
-            from ..checkpoint import load_file
+            from ..io.checkpoints import load_file
 
             path = Path(source)
             if not path.is_file():
@@ -114,7 +114,7 @@ class VGGEncoder(nn.Module):
 
     def _vgg19_features(self, state, source: str) -> dict:
         """This encoder's layers from a torchvision vgg19 state dict, checked as a checkpoint's weights are."""
-        from ..checkpoint import check_tensors
+        from ..io.checkpoints import check_tensors
 
         hint = "pass a state dict saved from torchvision.models.vgg19 (torch.save(model.state_dict(), path))"
         if not isinstance(state, dict) or not all(isinstance(k, str) and torch.is_tensor(v) for k, v in state.items()):

@@ -197,3 +197,9 @@ class SSCN(nn.Module):
         attended = attended.transpose(1, 2).reshape(attended.shape[0], -1, *p.token_hw)
         ab_fine, hist_logits = self.ldt(p.coarse_feats, attended, p.gray_l, p.ab_coarse)
         return ab_fine, hist_logits, attention
+
+
+def trainable_parameters(model: "SSCN", frozen: bool) -> list[torch.nn.Parameter]:
+    """The parameters Adam updates, in the order its state numbers them: all, or all but the encoders' (frozen)."""
+    skip = {id(p) for module in (model.encoder, model.gct.encoder) for p in module.parameters()} if frozen else set()
+    return [p for p in model.parameters() if id(p) not in skip]

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .bins import ABBins, default_bins
-from .models.ldt import resize
+from ..bins import ABBins, default_bins
+from ..models.ldt import resize
 
 
 @dataclass
@@ -64,7 +64,7 @@ def sscn_loss(output, true_ab: torch.Tensor, labels: torch.Tensor, weights: Loss
 
     ``colour_weight``: optional ``B`` weights for the three terms that read the target's own
     colours (coarse, fine, histogram); 0 leaves an image out of them (a pair whose reference
-    is another photo, scored by :mod:`sscn.contextual` instead), and an image counts as
+    is another photo, scored by :mod:`sscn.training.contextual` instead), and an image counts as
     much as in an unweighted batch.
     """
     w = weights or LossWeights()

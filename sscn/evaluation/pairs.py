@@ -1,45 +1,4 @@
-"""Pairs of different photos: the same-class benchmark, its pairs file, and a training helper.
-
-Self-augmented references (``sscn.evaluate``) are the target's own photo, warped. A user
-brings a *different* photo. The fourth reference kind of ``sscn evaluate``,
-``same_class``, gives every target another photo of its own class, chosen by a fixed rule
-that sees only gray images (as a user's gray target is):
-
-Descriptor (:func:`gray_descriptor`). From the photo's L channel at the working size,
-resized to ``DESCRIPTOR_SIZE`` (64) px: the 8 x 8 block means of L, less their mean and
-scaled to unit length (the layout of light and dark, blind to brightness and contrast),
-joined with a 4 x 4 grid of 8-bin gradient-orientation histograms (unsigned orientation,
-weighted by gradient magnitude; 128 values scaled to unit length together: the
-textures and edges). The two halves are weighted equally, so the descriptor has unit
-length and the Euclidean distance between two photos lies in [0, 2]. It is a small,
-fixed descriptor on purpose: it needs no trained weights, so the pairs do not change
-when the model does, and other tools can be scored on the same pairs.
-
-Rule (:func:`same_class_pairs`). For each target, the reference is the photo of the same
-class at the smallest descriptor distance, excluding the target itself and its
-near-duplicates: photos with the same bytes (the same file content; for photos given as
-tensors, the same 8-bit pixels) or at a distance below ``NEAR_DUPLICATE`` (0.3). The
-threshold sits between copies and different photos: a photo and its copy re-encoded as
-JPEG at quality 60, rescaled by 6 % or shifted by 4 px (3 %) stay below 0.27 (15 photos of
-imagenette-144/val), while no two photos of a class come closer than 0.42 in its val
-split and 0.37 in its train split (two different cassette players). Distances are
-rounded to 6 decimals, and equal distances go to the reference whose key (its path
-relative to the dataset's root, ``class/file.jpg``) sorts first, so the pairs are the
-same on every machine. A target whose class has no other eligible photo gets no pair and
-is left out of the benchmark (with a warning). Photos from a list with no classes
-(``sscn.data.sample_photos()``) form one class.
-
-The pairs are written as CSV (:func:`write_pairs`: ``target,reference,class,distance``)
-and read back with :func:`read_pairs` (``sscn evaluate --pairs FILE``).
-
-Metrics (:func:`evaluate_same_class`): every method and baseline is scored by the same
-code: PSNR, SSIM and PSNR ab against the target's own colours (``sscn.evaluate``), the
-colourfulness of the result and of the ground truth, and the palette similarity of the
-result with the reference (:mod:`sscn.metrics`).
-
-Training (:class:`SameClassSampler`, :class:`SameClassReferences`): another photo of the
-same class, drawn at random but the same for the same ``(seed, epoch, index)``.
-"""
+"""PAIRSDOC"""
 from __future__ import annotations
 
 import csv
@@ -55,23 +14,39 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .color import rgb_to_gray_l, rgb_to_lab_norm, split_lab
-from .errors import SSCNError
-from .files import open_regular, write_text
+from ..color import rgb_to_gray_l, rgb_to_lab_norm, split_lab
+from ..errors import SSCNError
+from ..io.files import open_regular, write_text
+
 
 SAME_CLASS = "same_class"  # the reference kind's name in ``sscn evaluate --kinds``
+
+
 SAME_CLASS_LABEL = "same class"
+
+
 DESCRIPTOR_SIZE = 64  # px: the gray photo is resized to this before the descriptor is taken
+
+
 LAYOUT_GRID = 8  # block means of L on an 8 x 8 grid
+
+
 GRADIENT_GRID = 4  # orientation histograms on a 4 x 4 grid of cells
+
+
 ORIENTATIONS = 8  # unsigned orientation bins (22.5 degrees each)
+
+
 NEAR_DUPLICATE = 0.3  # descriptor distance below which two photos count as the same photo
+
+
 DECIMALS = 6  # distances are rounded to this many decimals before comparing (ties -> key order)
+
+
 ONE_CLASS = "all"  # the class of photos that come without one
+
+
 PAIR_COLUMNS = ("target", "reference", "class", "distance")
-
-
-# --------------------------------------------------------------------------- the descriptor
 
 
 def gray_descriptor(gray_l: torch.Tensor) -> torch.Tensor:
@@ -108,9 +83,6 @@ def _unit(x: torch.Tensor) -> torch.Tensor:
     return torch.where(norm > 1e-12, x / norm.clamp(min=1e-12), torch.zeros_like(x))
 
 
-# --------------------------------------------------------------------------- photos, keys, classes
-
-
 @dataclass
 class PhotoSet:
     """Every photo of a source at the working size, with what the pair rule needs.
@@ -122,7 +94,7 @@ class PhotoSet:
     could not be decoded (never paired).
     """
 
-    photos: object  # sscn.evaluate.Photos over the whole source
+    photos: object  # sscn.io.photos.Photos over the whole source
     keys: list[str]
     classes: list[str]
     digests: list[str]
@@ -140,8 +112,9 @@ class PhotoSet:
 
 
 def photo_set(source, size: int = 128, batch_size: int = 64, progress: bool = False) -> PhotoSet:
-    """Load every photo of ``source`` (see :class:`sscn.evaluate.Photos`) once and describe it."""
-    from .evaluate import Photos, to_uint8
+    """Load every photo of ``source`` (see :class:`sscn.io.photos.Photos`) once and describe it."""
+    from ..io.photos import Photos
+    from ..scores import to_uint8
 
     photos = Photos(source, size=size)
     samples, root = getattr(source, "samples", None), getattr(source, "root", None)
@@ -171,9 +144,6 @@ def photo_set(source, size: int = 128, batch_size: int = 64, progress: bool = Fa
         bad = {Path(p) for p in getattr(source, "failed", [])}
         failed = {i for i, (path, _) in enumerate(samples) if Path(path) in bad}
     return PhotoSet(photos, keys, classes, digests, torch.cat(descriptors), failed)
-
-
-# --------------------------------------------------------------------------- the pair rule
 
 
 @dataclass(frozen=True)
@@ -231,7 +201,7 @@ def write_pairs(pairs: Sequence[Pair], path: str | Path, **checks) -> Path:
 
     UTF-8; a file name that is not UTF-8 is written as its own bytes, so :func:`read_pairs`
     gives back the same key. Written atomically, replacing an earlier file; ``checks``
-    (``inputs``, ``protected``, ``flag``) go to :func:`sscn.files.write_atomic`.
+    (``inputs``, ``protected``, ``flag``) go to :func:`sscn.io.files.write_atomic`.
     """
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -303,10 +273,9 @@ def _short(text, limit: int = 80) -> str:
     return repr(text) if len(text) <= limit else repr(text[:limit]) + f"... ({len(text)} characters)"
 
 
-# --------------------------------------------------------------------------- the benchmark
-
-
 SAME_CLASS_METRICS = ("psnr", "ssim", "psnr_ab", "colourfulness", "colourfulness_truth", "palette")
+
+
 COLUMNS = ("method", "reference", "psnr", "ssim", "psnr_ab", "colourfulness", "colourfulness_truth",
            "colourfulness_gap", "palette", "palette_truth", "n_images", "n_inf", "size")
 
@@ -341,9 +310,9 @@ class SameClassRow:
 
 
 def same_class_case(photos: PhotoSet, pairs: Sequence[Pair]):
-    """The batched :class:`sscn.evaluate.Case` of ``pairs`` (kind ``same_class``; its ``seeds``
+    """The batched :class:`sscn.evaluation.cases.Case` of ``pairs`` (kind ``same_class``; its ``seeds``
     hold the reference indices, as there is no seed)."""
-    from .evaluate import Case
+    from .cases import Case
 
     # never the next readable photo in place of one that fails to decode: that is an error here
     truth = torch.stack([_exact(photos, p.target_index) for p in pairs])
@@ -365,13 +334,15 @@ def evaluate_same_class(methods: dict, source, size: int = 128, limit: int | Non
                         progress: bool = True) -> tuple[list[SameClassRow], list[Pair]]:
     """Score every method with another photo of the same class as the reference.
 
-    ``source``: as for :class:`sscn.evaluate.Photos` (or a :class:`PhotoSet`); ``pairs``:
+    ``source``: as for :class:`sscn.io.photos.Photos` (or a :class:`PhotoSet`); ``pairs``:
     the pairs to score (a list or a CSV file), default :func:`same_class_pairs`; ``limit``
     keeps that many evenly spaced pairs. Returns one :class:`SameClassRow` per method and
-    the pairs scored. ``save_dir`` (a folder or an :class:`sscn.evaluate.SavedPairs`) writes
+    the pairs scored. ``save_dir`` (a folder or an :class:`sscn.evaluation.saved.SavedPairs`) writes
     the PNGs as ``sscn evaluate --save-pairs`` does.
     """
-    from . import evaluate as ev
+    from .saved import SavedPairs
+    from .protocol import colorize, summarize
+    from ..scores import METRICS
     from .metrics import colourfulness, palette_similarity
 
     if not methods:
@@ -395,7 +366,7 @@ def evaluate_same_class(methods: dict, source, size: int = 128, limit: int | Non
                         "at least two photos in a class")
     if limit is not None and limit < len(pairs):
         pairs = [pairs[i] for i in np.round(np.linspace(0, len(pairs) - 1, limit)).astype(int)]
-    saved = ev.SavedPairs.of(save_dir)
+    saved = SavedPairs.of(save_dir)
     per = {name: {m: [] for m in SAME_CLASS_METRICS} for name in methods}
     palette_truth = []
     bar = _progress(len(pairs), progress, "same class")
@@ -407,9 +378,9 @@ def evaluate_same_class(methods: dict, source, size: int = 128, limit: int | Non
         truth_colourfulness = colourfulness(case.truth).tolist()
         palette_truth += palette_similarity(case.truth, case.reference).tolist()
         for name, method in methods.items():
-            result = ev.colorize(method, case.gray_l, case.ref_lab)
+            result = colorize(method, case.gray_l, case.ref_lab)
             scores = per[name]
-            for metric_name, metric in ev.METRICS.items():
+            for metric_name, metric in METRICS.items():
                 scores[metric_name] += metric(result, case.truth).tolist()
             scores["colourfulness"] += colourfulness(result).tolist()
             scores["colourfulness_truth"] += truth_colourfulness
@@ -422,10 +393,10 @@ def evaluate_same_class(methods: dict, source, size: int = 128, limit: int | Non
     for name, scores in per.items():
         arrays = {m: np.asarray(v, dtype=np.float64) for m, v in scores.items()}
         arrays["palette_truth"] = np.asarray(palette_truth, dtype=np.float64)
-        mean_psnr, n_inf = ev.summarize(arrays["psnr"])
+        mean_psnr, n_inf = summarize(arrays["psnr"])
         gap = np.abs(arrays["colourfulness"] - arrays["colourfulness_truth"])
         rows.append(SameClassRow(
-            name, mean_psnr, float(arrays["ssim"].mean()), ev.summarize(arrays["psnr_ab"])[0],
+            name, mean_psnr, float(arrays["ssim"].mean()), summarize(arrays["psnr_ab"])[0],
             float(arrays["colourfulness"].mean()), float(arrays["colourfulness_truth"].mean()), float(gap.mean()),
             float(arrays["palette"].mean()), float(arrays["palette_truth"].mean()), len(pairs), size, n_inf,
             SAME_CLASS, list(pairs), arrays,
@@ -458,8 +429,8 @@ def write_results(rows: Sequence[SameClassRow], pairs: Sequence[Pair], out_dir: 
     """Write ``<stem>.csv`` (means), ``<stem>.md``, ``<stem>_per_image.csv`` and ``pairs.csv`` under ``out_dir``.
 
     Each file is written atomically; ``checks`` (``inputs``, ``protected``) refuse one that
-    is an input, such as the ``--pairs`` file this run read (:func:`sscn.files.write_atomic`)."""
-    from .evaluate import results_paths, write_means  # evaluate imports this module
+    is an input, such as the ``--pairs`` file this run read (:func:`sscn.io.files.write_atomic`)."""
+    from .tables import results_paths, write_means  # evaluate imports this module
 
     out = Path(out_dir)
     checks.setdefault("flag", "--out")
@@ -480,7 +451,7 @@ def write_results(rows: Sequence[SameClassRow], pairs: Sequence[Pair], out_dir: 
 def run_cli(args, methods: dict, source, stem: str = "results", save_dir=None, **checks) -> list[SameClassRow]:
     """The ``same_class`` kind of ``sscn evaluate``: print the table, write it (and the pairs) to ``--out``.
 
-    ``save_dir``: the run's :class:`sscn.evaluate.SavedPairs` (default: ``args.save_pairs``);
+    ``save_dir``: the run's :class:`sscn.evaluation.saved.SavedPairs` (default: ``args.save_pairs``);
     ``checks``: ``inputs`` and ``protected`` for every file written."""
     progress = not getattr(args, "no_progress", False)
     photos = photo_set(source, size=args.size, progress=progress)
@@ -498,81 +469,3 @@ def _progress(total: int, enabled: bool, desc: str):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, unit="photo", disable=not enabled)
-
-
-# --------------------------------------------------------------------------- training
-
-
-def _draw(seed: int, epoch: int, index: int) -> int:
-    digest = hashlib.blake2b(f"sscn-same-class:{int(seed)}:{int(epoch)}:{int(index)}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little")
-
-
-class SameClassSampler:
-    """Draw another photo of the same class for a training target, reproducibly.
-
-    ``labels``: the class of every item (``ImageFolder.labels``). :meth:`draw` returns an
-    index of the same class other than ``index``, uniformly at random, but the same for
-    the same ``(seed, epoch, index)`` in any process, worker or order (a hash, no random
-    state); ``None`` when the class has no other item.
-    """
-
-    def __init__(self, labels: Sequence[int], seed: int = 0):
-        self.labels = [int(label) for label in labels]
-        self.seed = int(seed)
-        self.members: dict[int, list[int]] = {}
-        for index, label in enumerate(self.labels):
-            self.members.setdefault(label, []).append(index)
-
-    def draw(self, index: int, epoch: int = 0) -> int | None:
-        if not 0 <= index < len(self.labels):
-            raise IndexError(f"index {index} out of range for {len(self.labels)} items")
-        members = self.members[self.labels[index]]
-        if len(members) < 2:
-            return None
-        choice = _draw(self.seed, epoch, index) % (len(members) - 1)
-        position = members.index(index)
-        return members[choice + (choice >= position)]  # skip the target itself
-
-
-class SameClassReferences(torch.utils.data.Dataset):
-    """A dataset whose reference is another photo of the target's class.
-
-    Wraps an ``ImageFolder``-like ``dataset`` (items are dicts with ``"rgb"``; it has
-    ``labels``). Item ``i`` is ``dataset[i]`` with ``"ref_lab"`` (``3 x H x W``
-    normalised Lab) replaced by the Lab of ``dataset[j]``, ``j`` drawn by
-    :class:`SameClassSampler` with ``seed`` and the current epoch, and ``"ref_index"``
-    = ``j``. When the class has no other photo, ``"ref_index"`` is -1 and the reference
-    is the dataset's own ``"ref_lab"`` or, without one, a TPS warp of the target.
-    Call :meth:`set_epoch` each epoch for fresh pairs (with DataLoader workers that are not
-    persistent, the workers see the new epoch at the next iteration).
-    """
-
-    def __init__(self, dataset, seed: int = 0, epoch: int = 0):
-        labels = getattr(dataset, "labels", None)
-        if labels is None:
-            raise SSCNError("SameClassReferences needs a dataset with .labels (an sscn.data.ImageFolder)")
-        self.dataset, self.epoch = dataset, int(epoch)
-        self.sampler = SameClassSampler(labels, seed)
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, index: int) -> dict:
-        item = dict(self.dataset[index])
-        other = self.sampler.draw(index, self.epoch)
-        if other is None:  # keep the dataset's own (self-augmented) reference, or make a TPS one
-            item["ref_index"] = -1
-            if "ref_lab" not in item:
-                from .augment import make_reference
-                from .data import item_seed
-
-                item["ref_lab"] = make_reference(rgb_to_lab_norm(item["rgb"]), "tps",
-                                                 item_seed(self.sampler.seed, index)).image
-            return item
-        item["ref_lab"] = rgb_to_lab_norm(self.dataset[other]["rgb"])
-        item["ref_index"] = other
-        return item

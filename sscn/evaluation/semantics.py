@@ -11,23 +11,17 @@ reference of the evaluation protocol (``ImageFolder(reference="tps", seed)``):
   PSNR on the object region and on the whole image. If the CAM finds what matters,
   the first scores at least as high on the object region (paper, Sec. 3.2 and Fig. 8).
 
-    python -m sscn.semantics --checkpoint CKPT --data DATA/imagenette-144/val --size 128
+    python -m sscn.apps.semantics --checkpoint CKPT --data DATA/imagenette-144/val --size 128
 """
 from __future__ import annotations
-
-import argparse
-import json
-import sys
-from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from .color import join_lab, lab_norm_to_rgb
-from .errors import SSCNError
-from .models.attention import select_tokens
-from .models.cam import CAMClassifier, class_activation_map
+from ..color import join_lab, lab_norm_to_rgb
+from ..models.attention import select_tokens
+from ..models.cam import CAMClassifier, class_activation_map
 
 
 def class_activation(encoder, head: torch.nn.Linear, rgb: torch.Tensor, labels: torch.Tensor, level: int = 5) -> torch.Tensor:
@@ -87,7 +81,7 @@ def cam_panels(model, judge, classes: list[str], photos: torch.Tensor, labels: t
     Returns one dict per classifier: ``name``, ``predicted`` (``B``), ``cam`` (``B x H/4 x W/4``
     in [0, 1]), ``topk`` (``B x k`` token indices), ``correct`` (``B`` bool, or None without ``labels``).
     """
-    from .color import rgb_to_lab_norm
+    from ..color import rgb_to_lab_norm
 
     hw = (photos.shape[-2] // 4, photos.shape[-1] // 4)
     prepared = model.eval().prepare(rgb_to_lab_norm(photos)[:, :1], rgb_to_lab_norm(photos), coarse_only=True)
@@ -101,28 +95,6 @@ def cam_panels(model, judge, classes: list[str], photos: torch.Tensor, labels: t
              "correct": None if labels is None else pred == labels} for name, pred, c in rows]
 
 
-def cam_figure(panels: list[dict], photos: torch.Tensor, class_names: list[str], k: int = 64):
-    """One row per classifier of :func:`cam_panels`: each photo with the CAM of the predicted class
-    (title: the class, with a tick or a cross where the truth is known) and its top-k tokens."""
-    import matplotlib.pyplot as plt
-
-    from .viz import PANEL, TOPK_COLOR, mark_tokens, overlay_map
-
-    fig, axes = plt.subplots(len(panels), len(photos), figsize=(PANEL * 0.8 * len(photos), PANEL * 0.95 * len(panels)),
-                             squeeze=False)
-    for row, panel in zip(axes, panels):
-        for col, ax in enumerate(row):
-            name = class_names[int(panel["predicted"][col])]
-            mark = "" if panel["correct"] is None else (" \u2713" if panel["correct"][col] else " \u2717")
-            overlay_map(ax, photos[col], panel["cam"][col], f"{name}{mark}", gamma=1.0)
-            mark_tokens(ax, panel["topk"][col], panel["cam"].shape[-1], TOPK_COLOR, f"top-{k}" if col == 0 else None, size=6)
-        row[0].text(-0.06, 0.5, panel["name"], rotation=90, ha="right", va="center", fontsize=8,
-                    transform=row[0].transAxes)
-    axes[0, 0].legend(loc="lower left", fontsize=6, framealpha=0.8)
-    fig.tight_layout()
-    return fig
-
-
 def one_per_class(folder, count: int) -> list[int]:
     """Indices of the first photo of ``count`` classes spread over the folder's classes."""
     first = {}
@@ -131,65 +103,3 @@ def one_per_class(folder, count: int) -> list[int]:
     classes = sorted(first)
     step = max(1, len(classes) // count)
     return [first[c] for c in classes[::step][:count]]
-
-
-def main(argv: list[str] | None = None) -> int:
-    from .checkpoint import load_model
-    from .data import ImageFolder
-    from .pretrain import pretrained_classifier
-
-    parser = argparse.ArgumentParser(prog="python -m sscn.semantics", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", default=None, help="SSCN checkpoint (default: the bundled one)")
-    parser.add_argument("--pretrained", default="bundled",
-                        help="pre-stage checkpoint that judges the object region (default: the bundled one)")
-    parser.add_argument("--data", required=True, help="class folders of labelled photos (e.g. imagenette-144/val)")
-    parser.add_argument("--size", type=int, default=128)
-    parser.add_argument("--limit", type=int, default=None)
-    parser.add_argument("--k", type=int, default=64)
-    parser.add_argument("--r", type=int, default=64)
-    parser.add_argument("--out", default=None, help="write the numbers as JSON here")
-    parser.add_argument("--figure", default=None,
-                        help="instead of measuring, draw both classifiers' CAMs on one photo of 6 classes (PNG)")
-    args = parser.parse_args(argv)
-    try:
-        from .files import check_output
-
-        for flag, out in (("--figure", args.figure), ("--out", args.out)):
-            if out:  # before minutes of measuring: a path that cannot be written is said at once
-                check_output(out, overwrite=True, flag=flag, protected=[("--data", args.data)])
-        model = load_model(args.checkpoint)
-        judge, judge_classes = pretrained_classifier(args.pretrained)
-        folder = ImageFolder(args.data, args.size, reference="tps", seed=0, limit=args.limit)
-        if list(folder.classes) != judge_classes:
-            raise SSCNError(f"{args.data} has other classes than the pre-stage classifier; pass the same dataset's split")
-        if args.figure:
-            from .data import IMAGENETTE_CLASSES
-            from .gallery import save_figure
-
-            chosen = one_per_class(folder, 6)
-            photos = torch.stack([folder[i]["rgb"] for i in chosen])
-            labels = torch.tensor([folder.labels[i] for i in chosen])
-            names = [IMAGENETTE_CLASSES.get(c, c) for c in judge_classes]
-            fig = cam_figure(cam_panels(model, judge, names, photos, labels, args.k), photos, names, args.k)
-            save_figure(fig, args.figure, dpi=64, flag="--figure", protected=[("--data", args.data)])
-            print(f"wrote {args.figure}")
-            return 0
-        result = measure(model, judge, folder, args.k, args.r)
-    except SSCNError as exc:
-        print(f"sscn.semantics: error: {exc}", file=sys.stderr)
-        return 2
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        from .files import write_text
-
-        try:
-            write_text(args.out, text + "\n", flag="--out", protected=[("--data", args.data)])
-        except SSCNError as exc:
-            print(f"sscn.semantics: error: {exc}", file=sys.stderr)
-            return 2
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -12,7 +12,13 @@ import sys
 import threading
 from pathlib import Path
 
-from .errors import SSCNError
+from ..errors import SSCNError
+from ..evaluation.options import add_arguments as evaluate_arguments
+from ..training.config import PretrainConfig, TrainConfig, add_config_arguments, config_from_args
+from ..training.recipes import PRETRAIN, TRAIN
+
+# nothing imported at the top imports torch: ``sscn --help`` and ``sscn CMD --help`` answer at once;
+# each command imports what it runs
 
 
 def attention_mode(args) -> bool | None:
@@ -57,11 +63,11 @@ def _colorize(args) -> int:
 
     import torch
 
-    from .checkpoint import load_model
+    from ..models.checkpoint import load_model
     from .colorize import (Stopwatch, check_output_size, check_size, colorize, output_format, save_image,
                            threads_for_load)
-    from .data import decode_image
-    from .files import check_output
+    from ..io.data import decode_image
+    from ..io.files import check_output
 
     # every check that needs no pixels comes before the slow work
     if args.output == "":  # not the default name: the user asked for a file and named none
@@ -119,9 +125,10 @@ def _gallery(args) -> int:
 def _train(args) -> int:
     import json
 
-    from .train import config_from_args, train
+    from ..training.train import train
 
-    summary = train(config_from_args(args))
+    _say_recipe(args)
+    summary = train(config_from_args(args, TrainConfig))
     print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))
     return 0
 
@@ -129,18 +136,25 @@ def _train(args) -> int:
 def _pretrain(args) -> int:
     import json
 
-    from .pretrain import PretrainConfig, pretrain
-    from .train import config_from_args
+    from ..training.pretrain import pretrain
 
+    _say_recipe(args)
     summary = pretrain(config_from_args(args, PretrainConfig))
     print(json.dumps({k: v for k, v in summary.items() if k != "config"}, indent=2))
     return 0
 
 
+def _say_recipe(args) -> None:
+    if args.recipe is not None:
+        recipes = TRAIN if args.command == "train" else PRETRAIN
+        chosen = ", ".join(f"{name}={getattr(args, name)!r}" for name in recipes[args.recipe])
+        print(f"recipe {args.recipe}: {chosen}")
+
+
 def _evaluate(args) -> int:
     from .colorize import MAX_SIZE
-    from .evaluate import run_cli
-    from .files import lock_folder
+    from ..evaluation.command import run_cli
+    from ..io.files import lock_folder
 
     _check_device(args.device)
     if args.size > MAX_SIZE:
@@ -226,8 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="colorize the built-in sample photos and write one figure")
     p.add_argument("-o", "--output", default="sscn-demo.png", help="figure to write (default sscn-demo.png)")
     p.add_argument("--overwrite", action="store_true", help="replace the figure if it exists (default: refuse)")
-    p.add_argument("--checkpoint", default=None)
-    p.add_argument("--size", type=int, default=256)
+    p.add_argument("--checkpoint", default=None, help="a .pt checkpoint (default: the bundled one)")
+    p.add_argument("--size", type=int, default=256, help="working size: the long side the network sees (multiple of 16)")
     p.add_argument("--show", action="store_true", help="also open a window with the figure")
     p.set_defaults(func=_demo)
 
@@ -243,24 +257,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_gallery)
 
     p = sub.add_parser("train", help="train SSCN (resumes from OUT_DIR/last.pt)")
-    from .train import add_arguments as train_arguments
-
-    train_arguments(p)
+    _recipe_argument(p, TRAIN)
+    add_config_arguments(p, TrainConfig)
     p.set_defaults(func=_train)
 
     p = sub.add_parser("pretrain", help="pre-train the reference encoder as a classifier (resumes from OUT_DIR/last.pt)")
-    from .pretrain import PretrainConfig
-    from .train import add_config_arguments
-
+    _recipe_argument(p, PRETRAIN)
     add_config_arguments(p, PretrainConfig)
     p.set_defaults(func=_pretrain)
 
     p = sub.add_parser("evaluate", help="score a checkpoint and baselines with the self-augmentation protocol")
-    from .evaluate import add_arguments as evaluate_arguments
-
     evaluate_arguments(p)
     p.set_defaults(func=_evaluate)
+    for subparser in sub.choices.values():
+        _show_defaults(subparser)
     return parser
+
+
+def _recipe_argument(parser: argparse.ArgumentParser, recipes: dict) -> None:
+    parser.add_argument("--recipe", choices=sorted(recipes), default=None,
+                        help="start from a named recipe (sscn/training/recipes.py); flags given override it "
+                             "(default: none, the flags' own defaults)")
+
+
+def _show_defaults(parser: argparse.ArgumentParser) -> None:
+    """Every option's help ends with its default (those that say it in words keep their words)."""
+    for action in parser._actions:
+        if action.help and action.help is not argparse.SUPPRESS and action.option_strings \
+                and "default" not in action.help and not isinstance(action, argparse._HelpAction):
+            action.help += " (default: %(default)s)"
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line, a ``--recipe``'s settings as the defaults that the flags given override."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    recipe = getattr(args, "recipe", None)
+    if recipe is not None:
+        recipes = {"train": TRAIN, "pretrain": PRETRAIN}[args.command]
+        subparser = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices[args.command]
+        subparser.set_defaults(**recipes[recipe])
+        args = parser.parse_args(argv)
+    return args
 
 
 class _Terminated(KeyboardInterrupt):
@@ -299,8 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     command = "sscn"
     try:
         with _sigterm_interrupts():
-            # the parser imports torch (seconds): a Ctrl-C then is still one line, not a traceback
-            args = build_parser().parse_args(argv)
+            args = parse(argv)
             command = f"sscn {args.command}"
             return args.func(args)
     except SSCNError as exc:

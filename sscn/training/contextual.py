@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .color import join_lab, lab_norm_to_rgb
+from ..color import join_lab, lab_norm_to_rgb
 
 BANDWIDTH = 0.1  # h of Mechrez et al.'s Eq. 3
 LEVELS = (3, 4, 5)  # 32, 16 and 8 px maps at 128 px; level 2 would need 4,096^2 distances per image

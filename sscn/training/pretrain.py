@@ -19,103 +19,24 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 from tqdm.auto import tqdm
 
-from . import files
-from .checkpoint import kept_message, save_run_checkpoint
-from .color import rgb_to_lab_norm
-from .errors import SSCNError
-from .models.encoder import NORMS, VGGEncoder
-from .precision import PRECISIONS, autocast_for, describe
-
-
-MAX_EPOCHS = 1_000_000  # far beyond any run; bounds the step count (an infinite one cannot be counted)
-
-
-@dataclass
-class PretrainConfig:
-    """The pre-stage's settings (a recipe that reached 83 % val top-1 on imagenette2-144 in 25 CPU-minutes)."""
-
-    data_dir: str = ""  # a folder with train/ and val/ class folders (imagenette2-144)
-    out_dir: str = "runs/pretrain"
-    width: float = 0.25  # as the SSCN that will use it
-    norm: str = "batch"
-    image_size: int = 128  # photos are resized to this, the SSCN's working size
-    crop: int = 112  # random training crops of the resized photo
-    gray_share: float = 0.5  # share of each batch shown as gray (L only)
-    batch_size: int = 64
-    epochs: float = 30.0
-    lr: float = 2e-3  # AdamW, linear warm-up then cosine decay to 0
-    weight_decay: float = 0.05
-    warmup_epochs: float = 1.0
-    label_smoothing: float = 0.1
-    val_every: int = 1  # epochs between validations (and checkpoints)
-    val_images: int = 0  # 0: the whole val split
-    time_limit_min: float = 0.0  # 0: no limit; else stop (and save) after this many minutes
-    precision: str = "auto"  # auto (bf16 where native), float32 or bf16 (sscn/precision.py)
-    channels_last: bool = True
-    device: str = "auto"
-    seed: int = 0
-
-    def validate(self) -> None:
-        from .train import check_field_types, device_name_ok
-
-        check_field_types(self, "pretrain parameter")
-        checks = [
-            (bool(self.data_dir), "data_dir", "a folder with train/ and val/ class folders"),
-            (0 < self.width <= 4, "width", "in (0, 4]"),
-            (self.norm in NORMS, "norm", f"one of {NORMS}"),
-            (32 <= self.crop <= self.image_size, "crop", "between 32 and image_size"),
-            (0 <= self.gray_share <= 1, "gray_share", "in [0, 1]"),
-            (self.batch_size >= 2, "batch_size", ">= 2 (batch norm needs two images)"),
-            (0 < self.epochs <= MAX_EPOCHS, "epochs", f"a number > 0 and at most {MAX_EPOCHS:,}"),
-            (self.lr > 0 and math.isfinite(self.lr), "lr", "a finite number > 0"),
-            (0 <= self.weight_decay < math.inf, "weight_decay", "a finite number >= 0"),
-            (0 <= self.warmup_epochs <= MAX_EPOCHS, "warmup_epochs", f"a number >= 0 and at most {MAX_EPOCHS:,}"),
-            (0 <= self.label_smoothing < 1, "label_smoothing", "in [0, 1)"),
-            (self.val_every >= 1, "val_every", ">= 1"),
-            (self.val_images >= 0, "val_images", ">= 0 (0: all)"),
-            (0 <= self.time_limit_min < math.inf, "time_limit_min", "a finite number >= 0 (0: no limit)"),
-            (device_name_ok(self.device), "device", "'auto', 'cpu', 'cuda' or 'cuda:N'"),
-            (abs(self.seed) < 2**32, "seed", "an int between -2**32 and 2**32"),
-            (self.precision in PRECISIONS, "precision", " or ".join(map(repr, PRECISIONS))),
-        ]
-        for ok, name, rule in checks:
-            if not ok:
-                raise SSCNError(f"pretrain parameter {name} must be {rule} (got {getattr(self, name)!r})")
-
-
-class EncoderClassifier(nn.Module):
-    """E with a linear head on pooled level 5 (the CAM's) and one on pooled level 6 (the style's).
-
-    ``forward(rgb B x 3 x H x W in [0, 1]) -> (logits5, logits6)``, each ``B x num_classes``.
-    """
-
-    def __init__(self, width: float, norm: str, num_classes: int):
-        super().__init__()
-        self.encoder = VGGEncoder(width, levels=6, norm=norm)
-        c5, c6 = self.encoder.channels[4:6]
-        self.fc5 = nn.Linear(c5, num_classes)
-        self.fc6 = nn.Linear(c6, num_classes)
-
-    def forward(self, rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        f5, f6 = self.encoder(rgb)[4:6]
-        return self.fc5(f5.mean(dim=(2, 3))), self.fc6(f6.mean(dim=(2, 3)))
-
-
-def optimizer_groups(model: EncoderClassifier) -> list[list[nn.Parameter]]:
-    """AdamW's two groups: weights (decayed), then biases and batch-norm scales (not decayed)."""
-    return [[p for p in model.parameters() if p.ndim > 1], [p for p in model.parameters() if p.ndim <= 1]]
+from ..color import rgb_to_lab_norm
+from ..errors import SSCNError
+from ..io import files
+from ..io.checkpoints import kept_message, save_run_checkpoint
+from ..models.classifier import EncoderClassifier, optimizer_groups
+from ..models.pretrained import read_pretrained
+from .config import PretrainConfig
+from .precision import autocast_for, describe
 
 
 def load_photos(root: Path, size: int, limit: int = 0, desc: str = "decode") -> tuple[torch.Tensor, torch.Tensor, list[str]]:
@@ -124,7 +45,7 @@ def load_photos(root: Path, size: int, limit: int = 0, desc: str = "decode") -> 
     8,353 photos at 128 px take 0.4 GB; decoding them once keeps JPEG decoding out of every step.
     A photo that fails to decode is left out with one warning (as ``sscn train`` and ``evaluate`` do).
     """
-    from .data import ImageFolder, decode_image, resize_center_crop
+    from ..io.data import ImageFolder, decode_image, resize_center_crop
 
     folder = ImageFolder(root, size, limit=limit or None)
     images = torch.empty(len(folder), 3, size, size, dtype=torch.uint8)
@@ -209,11 +130,11 @@ def accuracy(model: EncoderClassifier, images: torch.Tensor, labels: torch.Tenso
 def pretrain(cfg: PretrainConfig, progress: bool = True) -> dict:
     """Train (or resume) the pre-stage; writes ``last.pt``, ``metrics.jsonl`` and ``summary.json`` in ``out_dir``.
 
-    The folder is locked while the run uses it (:func:`sscn.files.training_folder`), as ``sscn train``'s is.
+    The folder is locked while the run uses it (:func:`sscn.io.files.training_folder`), as ``sscn train``'s is.
     """
-    from .files import training_folder
+    from ..io.files import training_folder
 
-    from .train import out_of_memory_message
+    from .run import out_of_memory_message
 
     cfg.validate()
     with training_folder(cfg.out_dir, cfg.data_dir):
@@ -228,7 +149,7 @@ def pretrain(cfg: PretrainConfig, progress: bool = True) -> dict:
 
 
 def _pretrain(cfg: PretrainConfig, progress: bool) -> dict:
-    from .train import prepare_out_dir, resolve_device
+    from .run import prepare_out_dir, resolve_device
 
     device = resolve_device(cfg.device)
     root = Path(cfg.data_dir)
@@ -344,57 +265,3 @@ def _pretrain(cfg: PretrainConfig, progress: bool) -> dict:
                "precision": describe(device, cfg.precision), "config": asdict(cfg)}
     files.write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
     return summary
-
-
-# the pre-stage shipped with the package: 9 epochs of imagenette2-144/train (MODEL_CARD.md)
-BUNDLED_PRETRAIN = Path(__file__).parent / "checkpoints" / "pretrain_imagenette2_128.pt"
-
-
-def read_pretrained(path: str | Path, resume: bool = False) -> dict:
-    """A pre-stage checkpoint (``"bundled"``: the shipped one), read and checked by
-    :func:`sscn.checkpoint.read_checkpoint` (config, classes, weights; with ``resume`` the
-    optimizer state, step and history too)."""
-    from .checkpoint import read_checkpoint
-
-    path = BUNDLED_PRETRAIN if str(path) == "bundled" else path
-    return read_checkpoint(path, kind="pretrain-resume" if resume else "pretrain")
-
-
-def pretrained_classifier(path: str | Path = "bundled") -> tuple[EncoderClassifier, list[str]]:
-    """The pre-stage classifier of a checkpoint (``"bundled"``: the shipped one), in eval mode, and its classes."""
-    ckpt = read_pretrained(path)
-    classifier = EncoderClassifier(ckpt["config"]["width"], ckpt["config"]["norm"], len(ckpt["classes"]))
-    classifier.load_state_dict({k: v.float() for k, v in ckpt["model"].items()})
-    return classifier.eval(), list(ckpt["classes"])
-
-
-def load_pretrained_encoder(model, path: str | Path, classes: list[str] | None = None) -> None:
-    """Start an SSCN from a pre-stage checkpoint: its reference encoder, GCT's gray encoder
-    (the first four levels of the same weights) and the CAM classifier (the head on the
-    CAM's level). ``classes``: the training set's classes, which must be the pre-stage's."""
-    ckpt = read_pretrained(path)
-    saved, mine = ckpt["config"], model.config
-    if saved["width"] != mine.width or saved["norm"] != mine.encoder_norm:
-        raise SSCNError(f"{path} holds an encoder of width {saved['width']} with norm {saved['norm']!r}, this network "
-                        f"has width {mine.width} and encoder_norm {mine.encoder_norm!r}; train with the same settings")
-    if classes is not None and list(ckpt["classes"]) != list(classes):
-        raise SSCNError(f"{path} was trained on other classes than this training set's; its CAM head would not fit")
-    state = ckpt["model"]
-    encoder = {k.removeprefix("encoder."): v for k, v in state.items() if k.startswith("encoder.")}
-    for target in (model.encoder, model.gct.encoder):
-        wanted = target.state_dict()
-        target.load_state_dict({k: encoder[k] for k in wanted})
-    head = "fc5" if mine.cam_level == 5 else "fc6" if mine.cam_level == 6 else None
-    if head is not None:
-        model.cam.fc.load_state_dict({"weight": state[f"{head}.weight"], "bias": state[f"{head}.bias"]})
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m sscn.pretrain ...`` is ``sscn pretrain ...``."""
-    from .cli import main as cli_main
-
-    return cli_main(["pretrain", *(sys.argv[1:] if argv is None else argv)])
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .color import (
+from ..color import (
     _EPSILON,
     _KAPPA,
     AB_SCALE,
@@ -38,10 +38,10 @@ from .color import (
     rgb_to_lab_norm,
     srgb_to_linear,
 )
-from .errors import SSCNError
-from .files import write_atomic
-from .models import SSCN
-from .models.sscn import MULTIPLE
+from ..errors import SSCNError
+from ..io.files import write_atomic
+from ..models import SSCN
+from ..models.sscn import MULTIPLE
 
 GRAY_CHROMA = 2.0  # mean ab chroma (Lab units) below which a reference has no colour to give
 # Largest working size: the network was trained at 128 px and the result keeps the photo's own
@@ -121,10 +121,10 @@ def check_seed(seed) -> None:
 def check_model(model) -> torch.device:
     """An ``nn.Module`` with float32 weights (inference runs in float32); returns its device."""
     if not isinstance(model, torch.nn.Module):
-        raise SSCNError(f"model must be an SSCN network (sscn.checkpoint.load_model()), got {type(model).__name__}")
+        raise SSCNError(f"model must be an SSCN network (sscn.models.checkpoint.load_model()), got {type(model).__name__}")
     tensors = [*model.parameters(), *model.buffers()]
     if not tensors:
-        raise SSCNError("the model has no weights; pass an SSCN network (sscn.checkpoint.load_model())")
+        raise SSCNError("the model has no weights; pass an SSCN network (sscn.models.checkpoint.load_model())")
     kinds = {str(t.dtype).removeprefix("torch.") for t in tensors if t.is_floating_point() or t.is_complex()}
     kinds |= {str(p.dtype).removeprefix("torch.") for p in model.parameters()}
     if kinds != {"float32"}:
@@ -370,14 +370,14 @@ def _rgb_from_lab(luminance, f_y, ab_scaled, uint8: bool) -> torch.Tensor:
 def _as_image(image, name: str):
     """A PIL image or a ``3 x H x W`` tensor -> an 8-bit RGB PIL image or a float32 CPU tensor.
 
-    PIL images in other modes go through ``sscn.data``'s conversion (alpha on white,
+    PIL images in other modes go through ``sscn.io.data``'s conversion (alpha on white,
     16-bit gray to float); uint8 tensors stay 8-bit (as a PIL image).
     """
     if isinstance(image, Image.Image):
         _check_not_empty(image.height, image.width, name)
         if image.mode == "RGB":
             return image
-        from .data import to_rgb_image
+        from ..io.data import to_rgb_image
 
         return to_rgb_image(image, name)
     if not isinstance(image, torch.Tensor):
@@ -392,14 +392,14 @@ def _as_image(image, name: str):
     image = image.detach().to("cpu", torch.float32)
     if not bool(torch.isfinite(image).all()):  # one NaN pixel would spread through the network to every output pixel
         raise SSCNError(f"{name} holds NaN or infinite values; pass RGB values in [0, 1]")
-    from .data import FLOAT_OVERSHOOT, check_float_range
+    from ..io.data import FLOAT_OVERSHOOT, check_float_range
 
     low, high = (float(v) for v in torch.aminmax(image))
     if low < -FLOAT_OVERSHOOT:  # normalised data (ImageNet's mean and std) would come out black, with no error
         raise SSCNError(f"{name} holds float values down to {low:g}, but float images must be in [0, 1]; undo any "
                         "normalisation (mean/std) first, or pass 8-bit (uint8) data")
     check_float_range(high, name)
-    # a little outside [0, 1] (a resized or sharpened photo overshoots) is clipped, as sscn.data does
+    # a little outside [0, 1] (a resized or sharpened photo overshoots) is clipped, as sscn.io.data does
     return image.clamp(0, 1) if low < 0 or high > 1 else image
 
 

@@ -1,9 +1,9 @@
 """Metrics for a reference that is a different photo: colourfulness and palette similarity.
 
 When the reference is another photo, PSNR / SSIM against the target's own colours
-(:mod:`sscn.evaluate`) measure plausibility only: they cannot reward a colour that the
+(:mod:`sscn.evaluation`) measure plausibility only: they cannot reward a colour that the
 reference offers and the target never had. Two more numbers complete the picture; both
-are computed on the 8-bit picture a file would hold (``sscn.evaluate.to_uint8``), as
+are computed on the 8-bit picture a file would hold (``sscn.scores.to_uint8``), as
 PSNR and SSIM are.
 
 * Colourfulness (Hasler and Suesstrunk 2003, "Measuring colourfulness in natural
@@ -23,10 +23,10 @@ from __future__ import annotations
 
 import torch
 
-from .bins import GRID, default_bins
-from .color import rgb_to_lab
-from .errors import SSCNError
-from .evaluate import to_uint8
+from ..bins import GRID, default_bins
+from ..color import rgb_to_lab
+from ..errors import SSCNError
+from ..scores import to_uint8
 
 # Hasler and Suesstrunk's weight of the mean opponent colour against its spread
 MEAN_WEIGHT = 0.3

@@ -1,7 +1,7 @@
 """Training: the config, the loop, checkpoints, metrics (paper, Sec. 3.3 and 4.1).
 
 One entry point for a laptop and for GPUs: ``train(TrainConfig(...))``, ``sscn train``,
-notebook 07 through papermill, or ``torchrun --nproc_per_node=N -m sscn.train ...``
+notebook 07 through papermill, or ``torchrun --nproc_per_node=N -m sscn.training.train ...``
 (DistributedDataParallel with a DistributedSampler).
 
 Reproducibility: every random choice of a step (flips, TPS references, random tokens)
@@ -17,9 +17,8 @@ import math
 import os
 import random
 import sys
-import tempfile
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -28,136 +27,21 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm.auto import tqdm
 
-from .augment import training_references
-from .checkpoint import check_checkpoint, check_config_match, kept_message, read_checkpoint, save_run_checkpoint
-from .color import join_lab, lab_norm_to_rgb
+from ..augment import training_references
+from ..color import join_lab, lab_norm_to_rgb
+from ..errors import SSCNError
+from ..io import files
+from ..io.checkpoints import kept_message, save_run_checkpoint
+from ..io.data import ImageFolder, sample_folder
+from ..io.files import training_folder
+from ..models import SSCN
+from ..models.checkpoint import check_checkpoint, check_config_match, read_checkpoint
+from ..models.sscn import trainable_parameters
+from .config import TrainConfig, add_arguments, config_from_args
 from .contextual import reference_contextual_loss
-from .data import ImageFolder, sample_folder
-from .errors import SSCNError
-from . import files
-from .files import training_folder
 from .losses import LossWeights, sscn_loss
-from .models import SSCN, SSCNConfig
-from .precision import PRECISIONS, autocast_for, describe as describe_precision
-
-
-@dataclass
-class TrainConfig:
-    """Every hyper-parameter, with the paper's defaults where it gives one."""
-
-    data_dir: str = "samples"  # an image folder with train/ (and val/) class folders, or "samples"
-    out_dir: str = "runs/sscn"
-    image_size: int = 256  # paper: 256 x 256
-    width: float = 1.0  # VGG19 width multiplier (1.0 = the paper's VGG19)
-    batch_size: int = 8
-    steps: int = 1000
-    lr: float = 1e-4  # Adam, paper
-    beta1: float = 0.9
-    beta2: float = 0.999
-    k: int = 256  # paper: k = r = 256 of 4096 tokens at 256 px
-    r: int = 256
-    dense: bool = False
-    similarity: str = "cosine"
-    encoder_norm: str = "batch"  # "none": the first network's encoders, without normalisation
-    style_level: int = 6  # the reference level the style vector reads (paper: the last)
-    cam_level: int = 5  # the reference level the CAM classifier reads (paper: the fifth)
-    encoder_from: str = ""  # a pre-stage checkpoint (sscn pretrain; "bundled": the shipped one) to start from
-    freeze_encoder: bool = False  # keep the pre-stage encoders fixed (weights and batch-norm statistics)
-    violent_share: float = 0.1  # share of violently warped (semantically unrelated) pairs
-    same_class_share: float = 0.0  # share of pairs whose reference is another photo of the target's class
-    w_coarse: float = 100.0
-    w_fine: float = 100.0
-    w_cls: float = 0.1
-    w_hist: float = 1.0
-    w_tv: float = 10.0
-    w_cx: float = 0.0  # contextual loss of same-class results against their reference (sscn/contextual.py)
-    cx_encoder: str = "bundled"  # the pre-stage checkpoint whose frozen encoder the contextual loss reads
-    same_class_colour_losses: bool = True  # off: same-class pairs skip the losses that read the target's colours
-    grad_clip: float = 0.0  # 0: off (the paper uses none)
-    val_every: int = 200
-    val_images: int = 64
-    log_every: int = 10
-    ckpt_every: int = 200
-    time_limit_min: float = 0.0  # 0: no limit; else stop (and save) after this many minutes
-    device: str = "auto"
-    precision: str = "auto"  # auto (bf16 where native), float32 or bf16 (sscn/precision.py)
-    num_workers: int = 2
-    preload: bool = False  # decode the training set once and keep it in (device) memory
-    channels_last: bool = True  # NHWC weights and inputs: 1.1-1.2x faster CPU steps (benchmarks/README.md)
-    seed: int = 0
-    vgg_weights: str = ""  # width 1.0: a torchvision vgg19 state dict, or "imagenet" to download
-    init_from: str = ""  # start from this checkpoint's weights (fine-tuning; not with encoder_from); ignored when resuming
-
-    def model_config(self, num_classes: int) -> SSCNConfig:
-        return SSCNConfig(
-            width=self.width, num_classes=num_classes, k=self.k, r=self.r, dense=self.dense, similarity=self.similarity,
-            encoder_norm=self.encoder_norm, style_level=self.style_level, cam_level=self.cam_level,
-        )
-
-    def validate(self) -> None:
-        """Reject wrong types and out-of-range settings with a message naming the field.
-
-        Papermill's first cell calls it, so a bad ``-p`` value fails before any work.
-        """
-        check_field_types(self, "training parameter")
-        checks = [
-            (self.image_size >= 32 and self.image_size % 16 == 0, "image_size", "a multiple of 16, at least 32"),
-            (0 < self.width <= 4, "width", "in (0, 4]"),
-            (self.batch_size >= 1, "batch_size", ">= 1"),
-            (self.steps >= 1, "steps", ">= 1"),
-            (self.lr > 0 and math.isfinite(self.lr), "lr", "a finite number > 0"),
-            (0 <= self.beta1 < 1, "beta1", "in [0, 1)"),
-            (0 <= self.beta2 < 1, "beta2", "in [0, 1)"),
-            *((0 <= getattr(self, name) < math.inf, name, "a finite number >= 0")
-              for name in ("w_coarse", "w_fine", "w_cls", "w_hist", "w_tv", "w_cx")),
-            (abs(self.seed) < 2**32, "seed", "an int between -2**32 and 2**32"),
-            (self.k >= 0, "k", ">= 0"),
-            (self.r >= 0, "r", ">= 0"),
-            (self.dense or self.k + self.r >= 1, "k", "such that k + r >= 1 (or set dense)"),
-            (0 <= self.violent_share <= 1, "violent_share", "in [0, 1]"),
-            (0 <= self.same_class_share <= 1, "same_class_share", "in [0, 1]"),
-            (self.w_cx == 0 or self.same_class_share > 0, "w_cx",
-             "0 unless same_class_share > 0 (it scores results against a different photo's colours)"),
-            (self.same_class_colour_losses or self.w_cx > 0, "same_class_colour_losses",
-             "on unless w_cx > 0 (without them and the contextual loss, same-class pairs teach no colour)"),
-            (not self.freeze_encoder or bool(self.encoder_from or self.init_from), "freeze_encoder",
-             "used with encoder_from or init_from (a random encoder is not worth freezing)"),
-            (not (self.init_from and self.encoder_from), "init_from",
-             f"empty when encoder_from is set: both set the encoders, and init_from's would replace encoder_from's; "
-             f"pass one of them (encoder_from is {self.encoder_from!r})"),
-            (self.similarity in ("cosine", "dot"), "similarity", "'cosine' or 'dot'"),
-            (self.encoder_norm in ("batch", "none"), "encoder_norm", "'batch' or 'none'"),
-            (4 <= self.style_level <= 6, "style_level", "4, 5 or 6"),
-            (4 <= self.cam_level <= 6, "cam_level", "4, 5 or 6"),
-            (self.grad_clip >= 0, "grad_clip", ">= 0 (0: off)"),
-            (self.val_every >= 1, "val_every", ">= 1"),
-            (self.val_images >= 1, "val_images", ">= 1"),
-            (self.log_every >= 1, "log_every", ">= 1"),
-            (self.ckpt_every >= 1, "ckpt_every", ">= 1"),
-            (self.time_limit_min >= 0, "time_limit_min", ">= 0 (0: no limit)"),
-            (self.num_workers >= 0, "num_workers", ">= 0"),
-            (self.precision in PRECISIONS, "precision", " or ".join(map(repr, PRECISIONS))),
-            (device_name_ok(self.device), "device", "'auto', 'cpu', 'cuda' or 'cuda:N'"),
-        ]
-        for ok, name, rule in checks:
-            if not ok:
-                raise SSCNError(f"training parameter {name} must be {rule} (got {getattr(self, name)!r})")
-
-
-def device_name_ok(name: str) -> bool:
-    """``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (what :func:`resolve_device` takes)."""
-    index = name[5:] if name.startswith("cuda:") else None
-    return name in ("auto", "cpu", "cuda") or (index is not None and index.isascii() and index.isdigit())
-
-
-def check_field_types(config, what: str) -> None:
-    """Each field of a flat config dataclass has its declared type (``int``, ``float``, ``str``, ``bool``)."""
-    for f in fields(config):
-        value = getattr(config, f.name)
-        expected = {"int": int, "float": (int, float), "str": str, "bool": bool}[f.type]
-        if isinstance(value, bool) and f.type != "bool" or not isinstance(value, expected):
-            kind = {"int": "an int", "float": "a number", "str": "a string", "bool": "True or False"}[f.type]
-            raise SSCNError(f"{what} {f.name} must be {kind}, got {type(value).__name__} {value!r}")
+from .precision import autocast_for, describe as describe_precision
+from .run import out_of_memory_message, prepare_out_dir, resolve_device
 
 
 class TrainingDiverged(SSCNError):
@@ -196,55 +80,10 @@ def _diverged_message(terms: dict, total: torch.Tensor, step: int, ckpt_path: Pa
             "Resume with a lower lr, or set grad_clip (e.g. 1.0).")
 
 
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` (this process's GPU, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``; a missing GPU is a clear error."""
-    if name == "auto":
-        return torch.device(f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SSCNError(f"training parameter device is {name!r} but there is no CUDA device here; pass 'cpu' or 'auto'")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise SSCNError(f"training parameter device is {name!r} but there are {torch.cuda.device_count()} CUDA "
-                        f"devices (cuda:0 to cuda:{torch.cuda.device_count() - 1})")
-    return device
-
-
-def prepare_out_dir(out_dir: Path, ckpt_path: Path, clean: bool = True) -> None:
-    """The run's folder exists and takes files, checked before any slow work (decoding, preloading);
-    with ``clean``, temporary files a killed save left are removed (the folder is locked, so none is
-    being written)."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise SSCNError(f"out_dir {out_dir} is a file; pass a folder for the checkpoint and metrics")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        with tempfile.TemporaryFile(dir=out_dir):
-            pass
-    except OSError as exc:
-        raise SSCNError(f"out_dir {out_dir} is not writable ({exc.strerror or exc}); pass a folder this user can "
-                        "write to") from None
-    if clean:
-        files.clean_stale(out_dir, again=True, min_age=0.0)
-        for stale in out_dir.glob(f".{ckpt_path.name}.*.tmp"):  # earlier versions' temporary names
-            stale.unlink(missing_ok=True)
-
-
-def out_of_memory_message(exc: BaseException, ckpt_path: Path, batch_size: int, size_name: str, size: int,
-                          extra: str = "") -> str | None:
-    """One line for running out of memory (what to make smaller), or None for any other error."""
-    text = str(exc).lower()
-    if not (isinstance(exc, MemoryError) or isinstance(exc, getattr(torch, "OutOfMemoryError", MemoryError))
-            or "can't allocate memory" in text or "not enough memory" in text or "out of memory" in text):
-        return None
-    kept = (f"{ckpt_path} is kept, run the same command to resume from it" if ckpt_path.exists()
-            else "no checkpoint was written yet")
-    flag = "--" + size_name.replace("_", "-")
-    return (f"out of memory; pass a smaller --batch-size (now {batch_size}) or {flag} (now {size}){extra}; {kept}")
-
-
 def datasets(cfg: TrainConfig):
     """(training set, validation set) of ``cfg.data_dir``; the validation items carry fixed TPS references.
 
-    ``"samples"``: the built-in photos (``sscn.data.sample_folder``) serve as both. A folder
+    ``"samples"``: the built-in photos (``sscn.io.data.sample_folder``) serve as both. A folder
     with ``train/`` (and ``val/``) uses those; any other folder of class folders serves as both.
     """
     if cfg.data_dir == "samples":
@@ -325,7 +164,7 @@ def make_batch(batch: dict, device: torch.device, generator: torch.Generator, vi
 def same_class_references(indices: list[int], share: float, sampler, fetch, generator: torch.Generator, step: int):
     """(``B x 3 x H x W`` references, ``B`` bool mask) or None: for a ``share`` of the ``indices``
     (drawn from ``generator``) the Lab of another photo of the same class, drawn by ``sampler``
-    (a :class:`sscn.pairs.SameClassSampler`) afresh at each ``step``; ``fetch(indices)`` ->
+    (a :class:`sscn.training.same_class.SameClassSampler`) afresh at each ``step``; ``fetch(indices)`` ->
     ``(gray_l, ab)``. Only the chosen partners are fetched; a class with one photo keeps its
     TPS reference."""
     use = torch.rand(len(indices), generator=generator) < share
@@ -350,12 +189,6 @@ def same_class_contextual(encoder, gray_l, ab_fine, ref_lab, same_class) -> tupl
     use = same_class[1].to(ab_fine.device)
     loss = reference_contextual_loss(encoder, gray_l[use], ab_fine[use], ref_lab[use])
     return loss, float(use.float().mean())
-
-
-def trainable_parameters(model: SSCN, frozen: bool) -> list[torch.nn.Parameter]:
-    """The parameters Adam updates, in the order its state numbers them: all, or all but the encoders' (frozen)."""
-    skip = {id(p) for module in (model.encoder, model.gct.encoder) for p in module.parameters()} if frozen else set()
-    return [p for p in model.parameters() if id(p) not in skip]
 
 
 def load_optimizer(optimizer: torch.optim.Optimizer, saved: dict, model: SSCN, frozen: bool, cfg: TrainConfig) -> None:
@@ -393,7 +226,7 @@ def freeze_encoders(model: SSCN) -> list[torch.nn.Module]:
 @torch.no_grad()
 def validate(model: SSCN, loader, device) -> float:
     """Mean PSNR (8-bit RGB) of the fine result on the fixed validation pairs; each module's mode is kept."""
-    from .evaluate import psnr
+    from ..scores import psnr
 
     modes = {module: module.training for module in model.modules()}
     model.eval()
@@ -414,7 +247,7 @@ def train(cfg: TrainConfig, progress: bool = True, on_log=None) -> dict:
 
     ``on_log(record)`` is called with each logged record (notebook 07 draws live plots with it).
     The output folder is locked while the run uses it, and a run with no ``last.pt`` to resume
-    from starts a fresh ``metrics.jsonl`` (:func:`sscn.files.training_folder`).
+    from starts a fresh ``metrics.jsonl`` (:func:`sscn.io.files.training_folder`).
     """
     cfg.validate()
     data_dir = None if cfg.data_dir == "samples" else cfg.data_dir
@@ -446,7 +279,7 @@ def _train(cfg: TrainConfig, progress: bool, on_log) -> dict:
     if cfg.vgg_weights:
         model.encoder.load_vgg19(None if cfg.vgg_weights == "imagenet" else cfg.vgg_weights)
     if cfg.encoder_from and not ckpt_path.exists():
-        from .pretrain import load_pretrained_encoder
+        from ..models.pretrained import load_pretrained_encoder
 
         load_pretrained_encoder(model, cfg.encoder_from, list(train_set.classes))
     if cfg.channels_last:  # before the optimizer, so Adam's moments take the same layout
@@ -458,7 +291,7 @@ def _train(cfg: TrainConfig, progress: bool, on_log) -> dict:
 
     step, history, saved_step = 0, [], None
     if cfg.init_from and not ckpt_path.exists():
-        from .checkpoint import load_state
+        from ..models.checkpoint import load_state
 
         init = read_checkpoint(cfg.init_from, map_location="cpu", kind="sscn")
         check_config_match(init["config"], model.config.to_dict())
@@ -519,7 +352,7 @@ def _train(cfg: TrainConfig, progress: bool, on_log) -> dict:
         print(f"training on {device}: {describe_precision(device, cfg.precision)}")
     context_encoder = None
     if cfg.w_cx > 0:  # read before the (long) preload, so a wrong path fails at once
-        from .pretrain import pretrained_classifier
+        from ..models.pretrained import pretrained_classifier
 
         context_encoder = pretrained_classifier(cfg.cx_encoder)[0].encoder.to(device).requires_grad_(False)
     cache = preload(train_set, device, cfg.num_workers) if cfg.preload else None
@@ -529,7 +362,7 @@ def _train(cfg: TrainConfig, progress: bool, on_log) -> dict:
         freeze_encoders(model)
     partner_sampler = None
     if cfg.same_class_share > 0:
-        from .pairs import SameClassSampler
+        from .same_class import SameClassSampler
 
         partner_sampler = SameClassSampler(train_set.labels, cfg.seed)
         if cache is not None:
@@ -631,43 +464,6 @@ def _train(cfg: TrainConfig, progress: bool, on_log) -> dict:
         dist.barrier()
         dist.destroy_process_group()
     return summary
-
-
-# torchrun parses every "--" word of its command line, the script's included, and stops at
-# one that abbreviates several of its own options: "--r" (--rdzv-*, --role, --run-path, ...)
-# does. Under torchrun pass r as --random-tokens (and k as --topk, for symmetry).
-ALIASES = {"k": ("--topk",), "r": ("--random-tokens",)}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """One flag per TrainConfig field (``--image-size 128``, ``--dense``, ``--precision float32``).
-
-    ``--k`` and ``--r`` also read as ``--topk`` and ``--random-tokens``: use those under
-    ``torchrun``, which rejects ``--r`` as an ambiguous abbreviation of its own options.
-    """
-    add_config_arguments(parser, TrainConfig)
-
-
-def add_config_arguments(parser: argparse.ArgumentParser, config_class) -> None:
-    """One flag per field of a flat config dataclass; booleans get ``--name`` / ``--no-name``."""
-    for f in fields(config_class):
-        flags = ["--" + f.name.replace("_", "-"), *ALIASES.get(f.name, ())]
-        default = f.default
-        if f.type == "bool":
-            parser.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=default)
-        elif f.name == "precision":
-            parser.add_argument(*flags, dest=f.name, choices=PRECISIONS, default=default,
-                                help="bf16 autocast or float32; auto: bf16 where the hardware computes it natively "
-                                     "(default: %(default)s)")
-            # the flag of earlier versions, kept so that recorded commands still run
-            parser.add_argument("--no-amp", dest=f.name, action="store_const", const="float32", help=argparse.SUPPRESS)
-        else:
-            parser.add_argument(*flags, dest=f.name, type={"int": int, "float": float, "str": str}[f.type], default=default)
-
-
-def config_from_args(args: argparse.Namespace, config_class=TrainConfig):
-    """The config dataclass (``TrainConfig`` or ``PretrainConfig``) that ``add_config_arguments`` flags describe."""
-    return config_class(**{f.name: getattr(args, f.name) for f in fields(config_class)})
 
 
 def main(argv: list[str] | None = None) -> int:

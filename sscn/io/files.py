@@ -8,6 +8,8 @@ never a truncated one.
 from __future__ import annotations
 
 import contextlib
+import csv
+import io
 import errno
 import os
 import stat
@@ -16,7 +18,7 @@ import time
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterable, Iterator
 
-from .errors import SSCNError
+from ..errors import SSCNError
 
 try:  # POSIX; elsewhere folders are not locked
     import fcntl
@@ -321,3 +323,10 @@ def training_folder(out_dir: str | Path, data_dir: str | Path | None = None, ran
         if not (folder / checkpoint).exists() and (folder / log).exists():
             start_log(folder / log)
         yield folder
+
+
+def csv_text(rows) -> str:
+    """Rows as CSV text (to hand to :func:`write_text`)."""
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows(rows)
+    return buffer.getvalue()

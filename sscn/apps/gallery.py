@@ -6,7 +6,7 @@ result. The pairs are fixed, not picked by how well they come out:
 * scikit-image's sample photos, :data:`SAMPLE_PAIRS` (subjects that share colours);
 * with a dataset (``--data``, Imagenette's layout), one pair per class: the middle photo
   of the class (by file name) as the target and its reference by the same-class rule of
-  ``sscn evaluate --kinds same_class`` (:mod:`sscn.pairs`: the nearest other photo of
+  ``sscn evaluate --kinds same_class`` (:mod:`sscn.evaluation.pairs`: the nearest other photo of
   the class by a gray-image descriptor).
 """
 from __future__ import annotations
@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-from .errors import SSCNError
+from ..errors import SSCNError
 
-# (target, reference) among sscn.data.SAMPLE_NAMES: two different photos
+# (target, reference) among sscn.io.data.SAMPLE_NAMES: two different photos
 SAMPLE_PAIRS = (("chelsea", "coffee"), ("coffee", "chelsea"), ("astronaut", "rocket"),
                 ("retina", "immunohistochemistry"))
 SIZE = 128  # px: the working size the bundled model was trained at; panels are shown at it
@@ -30,7 +30,7 @@ COLUMNS = ("gray target", "reference", "coarse (GCT)", "final (SSCN)")
 
 def sample_rows(size: int = SIZE, pairs=SAMPLE_PAIRS) -> list[dict]:
     """The sample pairs as ``{"title", "target", "reference"}`` (square ``3 x size x size`` crops)."""
-    from .data import sample_photos
+    from ..io.data import sample_photos
 
     photos = dict(sample_photos(size=size))
     return [{"title": f"{t} <- {r}", "target": photos[t], "reference": photos[r]}
@@ -39,11 +39,11 @@ def sample_rows(size: int = SIZE, pairs=SAMPLE_PAIRS) -> list[dict]:
 
 def dataset_rows(data, split: str = "val", size: int = SIZE, progress: bool = False, source=None) -> list[dict]:
     """One pair per class of ``data`` (a folder, or Imagenette's root with ``split``): the
-    middle photo of the class and its same-class reference (:func:`sscn.pairs.same_class_pairs`).
-    ``source``: ``data`` already opened (:func:`sscn.evaluate.open_photos`)."""
-    from .data import IMAGENETTE_CLASSES
-    from .evaluate import open_photos
-    from .pairs import photo_set, same_class_pairs
+    middle photo of the class and its same-class reference (:func:`sscn.evaluation.pairs.same_class_pairs`).
+    ``source``: ``data`` already opened (:func:`sscn.io.photos.open_photos`)."""
+    from ..io.data import IMAGENETTE_CLASSES
+    from ..io.photos import open_photos
+    from ..evaluation.pairs import photo_set, same_class_pairs
 
     prefix = f"{split}: " if (Path(data) / split).is_dir() else ""
     source = open_photos(data, split, size) if source is None else source
@@ -84,7 +84,7 @@ def figure_format(out) -> str:
 
 def colorize_rows(model, rows: list[dict], size: int = SIZE) -> list[dict]:
     """Add ``"gray"``, ``"coarse"`` and ``"result"`` (sRGB ``3 x H x W``) to each row."""
-    from .color import gray_l_to_rgb, rgb_to_gray_l
+    from ..color import gray_l_to_rgb, rgb_to_gray_l
     from .colorize import colorize
 
     for row in rows:
@@ -122,10 +122,10 @@ def gallery_figure(rows: list[dict], per_row: int = PAIRS_PER_ROW, panel: float 
 
 
 def save_figure(fig, out, dpi: int = 88, *, overwrite: bool = True, **checks) -> Path:
-    """Save ``fig`` atomically (:func:`sscn.files.write_atomic`); a PNG is written with Pillow's
+    """Save ``fig`` atomically (:func:`sscn.io.files.write_atomic`); a PNG is written with Pillow's
     strongest lossless compression. ``overwrite=False`` refuses an existing file; ``checks``
     (``inputs``, ``protected``) refuse an input or a file inside a data folder."""
-    from .files import write_atomic
+    from ..io.files import write_atomic
 
     out = Path(out)
     fmt = figure_format(out)
@@ -151,9 +151,9 @@ def run_gallery(out="sscn-gallery.png", data=None, split: str = "val", checkpoin
 
     The figure never replaces the checkpoint or a file inside ``data``, nor an existing file
     unless ``overwrite``; it is written atomically. Autograd is off inside, and only inside."""
-    from .checkpoint import bundled_checkpoint, load_model
-    from .evaluate import open_photos
-    from .files import check_output
+    from ..models.checkpoint import bundled_checkpoint, load_model
+    from ..io.photos import open_photos
+    from ..io.files import check_output
 
     figure_format(out)
     if checkpoint is None and bundled_checkpoint() is None:

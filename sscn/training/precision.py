@@ -20,7 +20,8 @@ import os
 
 import torch
 
-PRECISIONS = ("auto", "float32", "bf16")
+from .config import PRECISIONS
+
 ENV = "SSCN_PRECISION"
 
 
@@ -37,7 +38,7 @@ def bf16_native(device: torch.device) -> bool:
 
 
 def check_precision(precision: str) -> None:
-    from .errors import SSCNError
+    from ..errors import SSCNError
 
     if precision not in PRECISIONS:
         raise SSCNError(f"precision must be one of {', '.join(PRECISIONS)} (got {precision!r})")
@@ -50,7 +51,7 @@ def resolve(device: torch.device, precision: str = "auto") -> str:
         forced = os.environ.get(ENV, "")
         if forced:
             if forced not in PRECISIONS[1:]:
-                from .errors import SSCNError
+                from ..errors import SSCNError
 
                 raise SSCNError(f"{ENV} must be float32 or bf16 (got {forced!r}); unset it for the hardware's choice")
             return forced

@@ -11,8 +11,8 @@ import time
 
 import torch
 
-from .augment import make_reference
-from .errors import SSCNError
+from ..augment import make_reference
+from ..errors import SSCNError
 
 # (target, reference photo, how the reference is made): "tps"/"rotation"/"crop" of the
 # target itself, or "photo" for another photo as it is
@@ -22,10 +22,10 @@ DEMO_PAIRS = (("chelsea", "chelsea", "rotation"), ("coffee", "coffee", "tps"), (
 
 
 def demo_rows(model, size: int = 256, pairs=DEMO_PAIRS):
-    """Colorize each demo pair; returns a list of dicts for :func:`sscn.viz.demo_figure` and the seconds per image."""
+    """Colorize each demo pair; returns a list of dicts for :func:`sscn.apps.viz.demo_figure` and the seconds per image."""
     from .colorize import colorize
-    from .color import rgb_to_gray_l, gray_l_to_rgb
-    from .data import sample_photos
+    from ..color import rgb_to_gray_l, gray_l_to_rgb
+    from ..io.data import sample_photos
 
     photos = dict(sample_photos(size=size))
     rows, times = [], []
@@ -48,8 +48,8 @@ def demo_rows(model, size: int = 256, pairs=DEMO_PAIRS):
 
 def lab_check() -> str:
     """The Lab round trip on the sample photos, as a sentence (shown when no checkpoint is bundled)."""
-    from .color import lab_to_rgb, rgb_to_lab
-    from .data import sample_photos
+    from ..color import lab_to_rgb, rgb_to_lab
+    from ..io.data import sample_photos
 
     worst = max(float((lab_to_rgb(rgb_to_lab(rgb.double())) - rgb.double()).abs().max()) for _, rgb in sample_photos(size=128))
     return f"sRGB -> Lab -> sRGB round trip on the sample photos: max error {worst:.1e}"
@@ -57,15 +57,15 @@ def lab_check() -> str:
 
 def run_demo(out="sscn-demo.png", checkpoint=None, size: int = 256, show: bool = False,
              overwrite: bool = False) -> None:
-    """Write the demo figure: checked (:func:`sscn.files.check_output`) before any work, written
+    """Write the demo figure: checked (:func:`sscn.io.files.check_output`) before any work, written
     atomically, never over the checkpoint, nor over an existing file unless ``overwrite``.
     Autograd is off inside, and only inside."""
     import matplotlib
 
     if not show:
         matplotlib.use("Agg")
-    from .checkpoint import bundled_checkpoint, load_model
-    from .files import check_output, write_atomic
+    from ..models.checkpoint import bundled_checkpoint, load_model
+    from ..io.files import check_output, write_atomic
     from .gallery import figure_format
     from .viz import demo_figure
 

@@ -12,7 +12,7 @@ result, for any k and r:
 
 The target is always a gray version of a colour photo, so its colours are known: every
 view is scored against that ground truth (:func:`scores`, PSNR of the 8-bit pictures as
-``sscn.evaluate.psnr`` computes it) beside the coarse stage and dense attention, and the
+``sscn.scores.psnr`` computes it) beside the coarse stage and dense attention, and the
 figure shows the coarse result, the dense result and the ground truth under the chosen
 selection's. Whether 16 top-CAM tokens beat 16 random ones, or the coarse stage alone,
 is then a number on screen. (With another photo as the reference the scores measure
@@ -33,14 +33,14 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .augment import ALL_REFERENCE_KINDS, make_reference
-from .color import gray_l_to_rgb, join_lab, lab_norm_to_rgb, rgb_to_lab_norm, split_lab
+from ..augment import ALL_REFERENCE_KINDS, make_reference
+from ..color import gray_l_to_rgb, join_lab, lab_norm_to_rgb, rgb_to_lab_norm, split_lab
 from .colorize import working_shape
-from .errors import SSCNError
-from .evaluate import psnr
-from .models import SSCN
-from .models.attention import select_tokens
-from .models.sscn import Prepared
+from ..errors import SSCNError
+from ..scores import psnr
+from ..models import SSCN
+from ..models.attention import select_tokens
+from ..models.sscn import Prepared
 from . import viz
 
 
@@ -86,7 +86,7 @@ def attend(model: SSCN, prepared: Prepared, k: int, r: int, dense: bool = False,
 
 def working_inputs(target_rgb: torch.Tensor, ref_rgb: torch.Tensor, size: int, device=None):
     """``3 x H x W`` sRGB photos -> (``gray_l`` ``1 x 1 x h x w``, ``ref_lab`` ``1 x 3 x h' x w'``) at the
-    working size (long side ``size``, multiples of 16), resized as ``sscn.colorize`` does."""
+    working size (long side ``size``, multiples of 16), resized as ``sscn.apps.colorize`` does."""
     for name, image in (("target_rgb", target_rgb), ("ref_rgb", ref_rgb)):
         if not isinstance(image, torch.Tensor) or image.dim() != 3 or image.shape[0] != 3:
             shape = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
@@ -320,7 +320,7 @@ class KRExplorer:
         import ipywidgets as widgets
 
         if photos is None:
-            from .data import sample_photos
+            from ..io.data import sample_photos
 
             photos = sample_photos(size)
         self.photos = dict(photos)

@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, UnidentifiedImageError
 
-from .augment import ALL_REFERENCE_KINDS, make_reference
-from .color import rgb_to_lab_norm, split_lab
-from .errors import SSCNError
+from ..augment import ALL_REFERENCE_KINDS, make_reference
+from ..color import rgb_to_lab_norm, split_lab
+from ..errors import SSCNError
 from .files import open_regular
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -89,7 +89,7 @@ def decode_image(path) -> Image.Image | torch.Tensor:
     if not path.exists():
         raise SSCNError(f"{path}: no such file; check the path")
     if path.is_dir():
-        raise SSCNError(f"{path} is a folder; pass an image file (for a folder of images use sscn.data.ImageFolder)")
+        raise SSCNError(f"{path} is a folder; pass an image file (for a folder of images use sscn.io.data.ImageFolder)")
     with open_regular(path, "image") as handle:
         if os.fstat(handle.fileno()).st_size == 0:
             raise SSCNError(f"{path} is empty (0 bytes); re-copy or re-download it")
@@ -514,7 +514,7 @@ def imagenette_folder(root, split: str = "train", size=128, **kw) -> ImageFolder
     root = Path(root)
     if not (root / split).is_dir():
         raise SSCNError(f"{root} has no {split}/ folder; pass the Imagenette root that holds train/ and val/ "
-                        "(download it with sscn.data.download_imagenette)")
+                        "(download it with sscn.io.data.download_imagenette)")
     return ImageFolder(root / split, size=size, **kw)
 
 
