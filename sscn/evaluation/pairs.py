@@ -1,4 +1,8 @@
-"""PAIRSDOC"""
+"""Pairs of different photos: the same-class pair rule (a fixed gray descriptor, the nearest
+photo of the class that is not a near-duplicate), its pairs file, and the same-class benchmark
+(PSNR, SSIM, PSNR ab, colourfulness, palette similarity). The rule and its thresholds, as
+measured: ``docs/evaluation.md``.
+"""
 from __future__ import annotations
 
 import csv

@@ -1,4 +1,6 @@
-"""EVALDOC"""
+"""The self-augmentation evaluation (paper, Sec. 4.2): every method on every reference kind
+(TPS, RR, RC), scored by PSNR, SSIM and PSNR ab. The protocol and its scores: ``docs/evaluation.md``.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -14,16 +14,12 @@ from __future__ import annotations
 from ..errors import SSCNError
 from .config import PretrainConfig, TrainConfig
 
-# the pre-stage: 30 epochs reached 82.3 % gray top-1 on imagenette2-144/val; 40 for headroom
+# the pre-stage
 PRETRAIN = {
-    # the bundled network: it predates the pre-stage, so its encoders have no normalisation and
-    # style and CAM read level 5; 3,250 steps of 32 at 128 px (3.4 minutes on one GPU)
-    "bundled": dict(image_size=128, width=0.25, batch_size=32, lr=2e-4, k=64, r=64, steps=3250,
-                    encoder_norm="none", style_level=5, cam_level=5, preload=True, val_every=1000,
-                    val_images=300, log_every=100, ckpt_every=500, num_workers=8),
     # the shipped pre-stage: 9 epochs of imagenette2-144/train
     "bundled": dict(width=0.25, norm="batch", image_size=128, crop=112, gray_share=0.5, batch_size=64,
                     epochs=9.0, lr=2e-3, weight_decay=0.05, warmup_epochs=1.0, label_smoothing=0.1, val_every=3),
+    # 30 epochs reached 82.3 % gray top-1 on imagenette2-144/val; 40 for headroom
     "semantic": dict(width=0.25, norm="batch", image_size=128, crop=112, gray_share=0.5, batch_size=64,
                      epochs=40.0, lr=2e-3, weight_decay=0.05, warmup_epochs=1.0, label_smoothing=0.1, val_every=5),
 }
