@@ -1,1 +1,1 @@
-"""evaluation"""
+"""Measuring the results: the self-augmentation protocol, baselines, tables, same-class pairs, the CAM test (paper, Sec. 4)."""

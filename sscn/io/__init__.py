@@ -1,1 +1,1 @@
-"""io"""
+"""Files, photos and checkpoints on disk: safe writes, image folders, checkpoint checks."""
