@@ -79,7 +79,12 @@ def _colorize(args) -> int:
     target_path = Path(args.target)
     out = Path(args.output if args.output is not None else target_path.with_name(target_path.stem + "_colorized.jpg"))
     output_format(out)
-    check_output(out, [("target photo", args.target), ("reference photo", args.reference)], args.overwrite)
+    check_output(out, [("target photo", args.target), ("reference photo", args.reference or args.target)],
+                 args.overwrite)
+    if (args.reference is None) == (args.reference_from is None):
+        raise SSCNError("pass a REFERENCE photo or --reference-from FOLDER (one of the two)")
+    if args.reference_from is not None:
+        args.reference = str(_choose_reference(args, out))
     check_size(args.size)
     dense = attention_mode(args)
     if not os.environ.get("OMP_NUM_THREADS"):  # the user's own setting wins
@@ -101,6 +106,23 @@ def _colorize(args) -> int:
     _say(f"wrote {out} ({result.rgb.shape[2]} x {result.rgb.shape[1]}) in {work:.2f} s plus {watch.times['model']:.2f} s "
          f"to load the model, {threads} thread{'s' if threads > 1 else ''}: {watch.summary()}")
     return 0
+
+
+def _choose_reference(args, out: Path) -> Path:
+    """``--reference-from``: the folder's best reference for the target, said with its score."""
+    from ..io.files import check_output
+    from .finder import ReferenceFinder
+
+    if args.show_top < 1:
+        raise SSCNError(f"--show-top must be at least 1 (got {args.show_top})")
+    if not Path(args.target).is_file():
+        raise SSCNError(f"{args.target}: no such file; check the path")
+    matches = ReferenceFinder(args.reference_from, pretrained=args.pretrained).rank(args.target, top=args.show_top)
+    _say(f"reference: {matches[0].describe()}")
+    for rank, match in enumerate(matches[1:], start=2):
+        _say(f"  then {rank}. {match.describe()}")
+    check_output(out, [("target photo", args.target), ("reference photo", matches[0].path)], args.overwrite)
+    return matches[0].path
 
 
 def _demo(args) -> int:
@@ -221,7 +243,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("colorize", help="colorize TARGET with the colours of REFERENCE")
     p.add_argument("target", help="the photo to colorize (colour photos are made gray first)")
-    p.add_argument("reference", help="a colour photo whose colours to use")
+    p.add_argument("reference", nargs="?", default=None,
+                   help="a colour photo whose colours to use (or leave it out and pass --reference-from)")
+    p.add_argument("--reference-from", metavar="FOLDER", default=None,
+                   help="choose the reference from this folder of colour photos: the one most like the target "
+                   "in meaning and in luminance (default: none, REFERENCE is given)")
+    p.add_argument("--show-top", type=int, default=1, metavar="N",
+                   help="with --reference-from, list the N best candidates with their scores (default: 1)")
+    p.add_argument("--pretrained", default="bundled",
+                   help="with --reference-from, the pre-stage checkpoint that reads meaning (default: bundled)")
     p.add_argument("-o", "--output", help="output image (.jpg, .png, .webp, .tif or .bmp); "
                    "default TARGET_colorized.jpg. It must not be the target or the reference")
     p.add_argument("--overwrite", action="store_true", help="replace the output file if it exists (default: refuse)")

@@ -151,6 +151,7 @@ class Colorized:
     rgb: torch.Tensor  # 3 x H x W in [0, 1], the input's full size (uint8 in 0..255 with ``uint8=True``)
     coarse_rgb: torch.Tensor  # 3 x h x w at the working size (the GCT stage alone)
     fine_rgb: torch.Tensor  # 3 x h x w at the working size
+    reference: object = None  # with ``reference_from``: the chosen photo (a sscn.apps.finder.Match)
 
 
 class Stopwatch:
@@ -459,6 +460,7 @@ def colorize(
     *,
     uint8: bool = False,
     watch: Stopwatch | None = None,
+    reference_from=None,
 ) -> Colorized:
     """Colorize ``target_rgb`` with the colours of ``ref_rgb``.
 
@@ -470,9 +472,22 @@ def colorize(
     on the command line); ``seed``: a whole number that fixes the r random tokens (None:
     torch's global random state). ``uint8=True`` returns ``rgb`` as 8-bit (a ``3 x H x W``
     view of an ``H x W x 3`` array, ready for :func:`save_image`), which is faster and smaller.
-    ``watch``: a :class:`Stopwatch` that receives the time of each stage. Every argument a
-    caller can get wrong is an :class:`SSCNError` before any work.
+    ``watch``: a :class:`Stopwatch` that receives the time of each stage. ``reference_from``: a
+    folder of colour photos to choose the reference from (pass ``ref_rgb=None``;
+    :mod:`sscn.apps.finder`); the choice is ``result.reference``. Every argument a caller can
+    get wrong is an :class:`SSCNError` before any work.
     """
+    if reference_from is not None:
+        from ..io.data import decode_image
+        from .finder import find_reference
+
+        if ref_rgb is not None:
+            raise SSCNError("pass a reference or reference_from, not both")
+        match = find_reference(target_rgb, reference_from, progress=False)[0]
+        result = colorize(model, target_rgb, decode_image(match.path), size, k, r, dense, seed, uint8=uint8,
+                          watch=watch)
+        result.reference = match
+        return result
     device = check_model(model)
     check_size(size)
     check_attention(k, r, dense)
