@@ -68,6 +68,62 @@ def test_first_cell_states_outputs_time_and_colab(path):
     assert f"git+https://github.com/{build_notebooks.REPOSITORY}" in install.source
 
 
+OUT_SPAN = re.compile(r'<span class="out">(.*?)</span>', re.S)  # a number the prose takes from an output
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def output_text(nb) -> str:
+    """Everything a notebook's code cells printed or displayed as text."""
+    parts = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            parts.append(out.get("text", ""))
+            parts += [out.get("data", {}).get(kind, "") for kind in ("text/plain", "text/markdown")]
+    return "".join(p if isinstance(p, str) else "".join(p) for p in parts)
+
+
+def stale_numbers(path: Path) -> list[str]:
+    """The prose's marked numbers (``<span class="out">...</span>``) that no stored output shows."""
+    nb = nbformat.read(path, as_version=4)
+    printed = _squash(output_text(nb))
+    return [m for c in nb.cells if c.cell_type == "markdown" for m in OUT_SPAN.findall(c.source)
+            if _squash(m) not in printed]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_numbers_the_prose_takes_from_outputs_are_in_the_stored_outputs(path):
+    """A number written in the prose from a cell's output is marked, and must still be printed there:
+    a rebuilt notebook whose numbers moved fails here until its prose is updated (docs/CONVENTIONS.md)."""
+    assert stale_numbers(path) == [], f"{path.name}: the prose quotes numbers its outputs no longer show"
+
+
+def test_the_prose_check_catches_a_stale_output(tmp_path):
+    marked = sum(len(OUT_SPAN.findall(c.source)) for p in NOTEBOOKS for c in cells(p) if c.cell_type == "markdown")
+    assert marked >= 6  # the check has something to check
+    path = next(p for p in NOTEBOOKS if p.name.startswith("04"))
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            if "shuffled labels" in out.get("text", ""):
+                out["text"] = re.sub(r"training accuracy \d+%", "training accuracy 57%", out["text"])
+    nbformat.write(nb, tmp_path / path.name)
+    assert stale_numbers(tmp_path / path.name) == ["21 %"]
+
+
+def test_00_shows_the_model_cards_table_as_it_is_now():
+    """00's evaluation table is the model card's, displayed by a cell; a card that changed since the
+    notebook was built fails here (rebuild 00)."""
+    card = (ROOT / "sscn" / "checkpoints" / "MODEL_CARD.md").read_text()
+    block = card.split("<!-- results -->")[1].split("<!-- /results -->")[0]
+    nb = nbformat.read(next(p for p in NOTEBOOKS if p.name.startswith("00")), as_version=4)
+    shown = [out["data"]["text/markdown"] for c in nb.cells if c.cell_type == "code" for out in c.outputs
+             if "text/markdown" in out.get("data", {}) and "| method | reference |" in out["data"]["text/markdown"]]
+    assert shown == [block]
+
+
 def test_a_new_repository_is_one_setting_and_keeps_the_stored_outputs(tmp_path, monkeypatch):
     """Publishing under another GitHub repository: change ``REPOSITORY``, rebuild the text only;
     every link and the install line follow, and the stored outputs stay (README, "On Colab")."""

@@ -44,7 +44,7 @@
 # | [04 · CAM classifier](04_cam_classifier.ipynb) | class activation maps rank the reference's tokens | 15 s |
 # | [05 · Semantic-sparse attention](05_semantic_sparse_attention.ipynb) | the correspondence, the LDT decoder, the whole forward pass, the k / r explorer | 15 s to 1 min |
 # | [06 · Losses](06_losses.ipynb) | the five losses and their weights | 10 s |
-# | [07 · Training](07_training.ipynb) | one step by hand, the training loop, papermill | smoke run: 20 s; the real run needs a GPU (204 s of training on one H200) |
+# | [07 · Training](07_training.ipynb) | one step by hand, the training loop, papermill | smoke run: 20 s; the real run needs a GPU (about 200 s of training on one H200) |
 # | [08 · Evaluation](08_evaluation.ipynb) | self-augmentation, PSNR and SSIM, baselines, k and r, the paper beside us | 3 min |
 #
 # Every notebook runs as it is in Jupyter or on Colab (the "Open in Colab" link at its

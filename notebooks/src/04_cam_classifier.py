@@ -413,9 +413,9 @@ print(f"shuffled labels: training accuracy {train_accuracy:.0%}, held-out {test_
 
 # %% [markdown] tags=["solution"]
 # The true labels give 100 % on both sides. With shuffled labels the probe cannot even
-# fit its training set (20 %): the views of one photo look alike to the frozen features,
+# fit its training set (<span class="out">21 %</span>): the views of one photo look alike to the frozen features,
 # so a linear layer can only give all of them one label, whichever of the shuffled
-# labels is most common among them. Its held-out score (31 %) comes from the photos whose
+# labels is most common among them. Its held-out score (<span class="out">31 %</span>) comes from the photos whose
 # most common shuffled label happens to be their own. So the 100 % of section 2 measures that the views of
 # each photo cluster together, not that the features know what the photos show; a
 # probe's accuracy means something only on held-out examples of a task that needs it.

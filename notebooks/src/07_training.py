@@ -3,7 +3,7 @@
 #
 # [Open in Colab](https://colab.research.google.com/github/sscn-course/sscn/blob/main/notebooks/07_training.ipynb)
 # · smoke run about 20 s of CPU time on a 2-core CPU · the full run (the bundled checkpoint's
-# recipe) took 204 s of training on one NVIDIA H200 and would take many hours on a CPU;
+# recipe) took about 200 s of training on one NVIDIA H200 and would take many hours on a CPU;
 # the CPU-sized run of section 5 trains for 20 minutes (27 minutes for the whole notebook here)
 # · words in *italics* are explained in the [glossary](00_overview.ipynb#Glossary)
 #
@@ -346,8 +346,9 @@ print(f"loss {metrics['first_loss']:.3f} -> {metrics['last_loss']:.3f}; "
 #     -p val_every 1000 -p val_images 300 -p log_every 100 -p ckpt_every 500 -p num_workers 8 -p preload True
 # ```
 #
-# The bundled run took 204 s of training (3,250 steps, about 530 pairs per second) on one
-# NVIDIA H200 with bf16 autocast, plus start-up and preloading. On a CPU the same
+# The bundled run took <span class="out">200 s</span> of training (<span class="out">3250 steps</span>,
+# <span class="out">539</span> pairs per second) on one NVIDIA H200 with bf16 autocast, plus
+# start-up and preloading. On a CPU the same
 # recipe would take many hours; this CPU-sized run stops itself after 20 minutes
 # (`time_limit_min`) at 64 px:
 #
