@@ -278,6 +278,108 @@ def render(
     return _result_dict(prepared, attended, query_xy, token, figure, truth_lab, numbers)
 
 
+class _Views:
+    """The explorer's computation for given settings, cached: the encoder passes per (target,
+    reference) pair, the fine stage per token selection (least recently used dropped), the
+    ground truth per target."""
+
+    def __init__(self, model: SSCN, photos: dict, size: int, selections: int):
+        self.model, self.photos, self.size, self.selections = model, photos, size, selections
+        self.device = next(model.parameters()).device
+        self.prepare_count = 0  # encoder passes run so far (what the cache saves)
+        self.attend_count = 0  # fine-stage passes run so far
+        self._prepared: dict = {}
+        self._attended: dict = {}
+        self._truth: dict = {}
+
+    def target_hw(self, name: str) -> tuple[int, int]:
+        return working_shape(*self.photos[name].shape[-2:], self.size)
+
+    def reference_rgb(self, target: str, reference: str, seed: int) -> torch.Tensor:
+        if reference in ALL_REFERENCE_KINDS:
+            return make_reference(self.photos[target], reference, seed).image
+        return self.photos[reference]
+
+    def prepared(self, target: str, reference: str, seed: int) -> Prepared:
+        # a photo reference does not depend on the seed; a self-augmented one does
+        key = (target, reference, seed if reference in ALL_REFERENCE_KINDS else None)
+        if key not in self._prepared:
+            gray_l, ref_lab = working_inputs(self.photos[target], self.reference_rgb(target, reference, seed),
+                                             self.size, self.device)
+            self._prepared = {key: prepare(self.model, gray_l, ref_lab)}  # one pair at a time: small memory
+            self._attended = {}
+            self.prepare_count += 1
+        return self._prepared[key]
+
+    def truth(self, target: str) -> torch.Tensor:
+        if target not in self._truth:
+            self._truth[target] = working_truth(self.photos[target], self.size, self.device)
+        return self._truth[target]
+
+    def attended(self, prepared: Prepared, k: int, r: int, dense: bool, seed: int) -> Attended:
+        key = ("dense",) if dense else (k, r, seed)
+        if key in self._attended:
+            self._attended[key] = self._attended.pop(key)  # most recently used last
+        else:
+            if len(self._attended) >= self.selections:
+                self._attended.pop(next(iter(self._attended)))
+            self._attended[key] = attend(self.model, prepared, k, r, dense, seed)
+            self.attend_count += 1
+        return self._attended[key]
+
+
+def _reference_options(photos: dict) -> list[tuple[str, str]]:
+    """The reference dropdown's (label, value) pairs: each self-augmentation of the target, then each photo."""
+    return ([(f"{kind} of the target", kind) for kind in ALL_REFERENCE_KINDS]
+            + [(f"photo: {name}", name) for name in photos])
+
+
+def _controls(widgets, photos: dict, reference_options, target: str, reference: str, k: int, r: int,
+              query_xy, dense: bool, seed: int, hw: tuple[int, int]) -> dict:
+    """The explorer's controls by name, ranged for a target of ``hw`` pixels (``(h/4) * (w/4)`` tokens)."""
+    height, width = hw
+    n = (height // 4) * (width // 4)
+
+    # every control may shrink and its row wraps: at a phone's width each takes a line of its own
+    def fill(basis: str) -> dict:
+        return dict(layout=widgets.Layout(flex=f"1 1 {basis}", min_width="0", max_width="520px"))
+
+    slider = dict(continuous_update=False, style={"description_width": "initial"}, **fill("300px"))
+    return {
+        "target": widgets.Dropdown(options=list(photos), value=target, description="target", **fill("220px")),
+        "reference": widgets.Dropdown(options=reference_options, value=reference, description="reference",
+                                      **fill("260px")),
+        "k": widgets.IntSlider(value=min(k, n), min=0, max=n, description="k (top CAM)", **slider),
+        "r": widgets.IntSlider(value=min(r, n), min=0, max=n, description="r (random)", **slider),
+        "x": widgets.IntSlider(value=query_xy[0], min=0, max=width - 1, description="query x", **slider),
+        "y": widgets.IntSlider(value=query_xy[1], min=0, max=height - 1, description="query y", **slider),
+        "dense": widgets.Checkbox(value=dense, description="dense (all tokens)", indent=False,
+                                  layout=widgets.Layout(flex="0 0 auto", width="auto")),
+        "seed": widgets.BoundedIntText(value=seed, min=0, max=2**31 - 1, description="seed",
+                                       layout=widgets.Layout(flex="0 1 160px", min_width="0", width="160px")),
+    }
+
+
+def _layout(widgets, controls: dict, readout, status, image):
+    """Three rows of controls (wrapping on a narrow screen), the readout, the status line, the figure."""
+    c = controls
+    row = dict(layout=widgets.Layout(flex_flow="row wrap", width="100%", align_items="center"))
+    return widgets.VBox([
+        widgets.HBox([c["target"], c["reference"], c["seed"]], **row),
+        widgets.HBox([c["k"], c["r"], c["dense"]], **row),
+        widgets.HBox([c["x"], c["y"]], **row),
+        readout,
+        status,
+        image,
+    ], layout=widgets.Layout(width="100%", max_width="100%"))
+
+
+def _status_line(attended: Attended, n: int, token: int, seconds: float) -> str:
+    """The selection's size, the query token and how long the view took."""
+    share = 100 * (attended.k + attended.r) / n
+    return f"{describe(attended, n)} ({share:.1f} %), query token {token}; {1000 * seconds:.0f} ms"
+
+
 class KRExplorer:
     """ipywidgets front end of :func:`render` over a set of photos.
 
@@ -328,61 +430,29 @@ class KRExplorer:
             raise SSCNError("KRExplorer needs at least one photo; pass photos=[(name, rgb)]")
         self.model = model.eval()
         self.size = size
-        self.device = next(model.parameters()).device
-        self.prepare_count = 0  # encoder passes run so far (what the cache saves)
-        self.attend_count = 0  # fine-stage passes run so far
+        self._views = _Views(self.model, self.photos, size, self.CACHED_SELECTIONS)
+        self.device = self._views.device
         self.last: dict | None = None
-        self._prepared: dict = {}
-        self._attended: dict = {}
         self._holding = False
 
         target = target or next(iter(self.photos))
         if target not in self.photos:
             raise SSCNError(f"target {target!r} is not among the photos ({', '.join(self.photos)})")
-        self.reference_options = [(f"{kind} of the target", kind) for kind in ALL_REFERENCE_KINDS]
-        self.reference_options += [(f"photo: {name}", name) for name in self.photos]
+        self.reference_options = _reference_options(self.photos)
         if reference not in [value for _, value in self.reference_options]:
             raise SSCNError(f"reference {reference!r}: pass one of {', '.join(ALL_REFERENCE_KINDS)} or a photo name")
-        height, width = self._target_hw(target)
-        n = (height // 4) * (width // 4)
-        config = model.config
-        k = config.k if k is None else k
-        r = config.r if r is None else r
+        height, width = self._views.target_hw(target)
+        k = model.config.k if k is None else k
+        r = model.config.r if r is None else r
         query_xy = query_xy or (width // 2, height // 2)
-        # every control may shrink and its row wraps: at a phone's width each takes a line of its own
-        def fill(basis: str) -> dict:
-            return dict(layout=widgets.Layout(flex=f"1 1 {basis}", min_width="0", max_width="520px"))
-
-        slider = dict(continuous_update=False, style={"description_width": "initial"}, **fill("300px"))
-        self.controls = {
-            "target": widgets.Dropdown(options=list(self.photos), value=target, description="target", **fill("220px")),
-            "reference": widgets.Dropdown(options=self.reference_options, value=reference, description="reference",
-                                          **fill("260px")),
-            "k": widgets.IntSlider(value=min(k, n), min=0, max=n, description="k (top CAM)", **slider),
-            "r": widgets.IntSlider(value=min(r, n), min=0, max=n, description="r (random)", **slider),
-            "x": widgets.IntSlider(value=query_xy[0], min=0, max=width - 1, description="query x", **slider),
-            "y": widgets.IntSlider(value=query_xy[1], min=0, max=height - 1, description="query y", **slider),
-            "dense": widgets.Checkbox(value=dense, description="dense (all tokens)", indent=False,
-                                      layout=widgets.Layout(flex="0 0 auto", width="auto")),
-            "seed": widgets.BoundedIntText(value=seed, min=0, max=2**31 - 1, description="seed",
-                                           layout=widgets.Layout(flex="0 1 160px", min_width="0", width="160px")),
-        }
+        self.controls = _controls(widgets, self.photos, self.reference_options, target, reference, k, r, query_xy,
+                                  dense, seed, (height, width))
         self.status = widgets.HTML()
         self.status.add_class("sscn-status")
         self.readout = widgets.HTML()
         self.readout.add_class("sscn-readout")
         self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", height="auto"))
-        self._truth: dict = {}
-        c = self.controls
-        row = dict(layout=widgets.Layout(flex_flow="row wrap", width="100%", align_items="center"))
-        self.widget = widgets.VBox([
-            widgets.HBox([c["target"], c["reference"], c["seed"]], **row),
-            widgets.HBox([c["k"], c["r"], c["dense"]], **row),
-            widgets.HBox([c["x"], c["y"]], **row),
-            self.readout,
-            self.status,
-            self.image,
-        ], layout=widgets.Layout(width="100%", max_width="100%"))
+        self.widget = _layout(widgets, self.controls, self.readout, self.status, self.image)
         for control in self.controls.values():
             control.observe(self._on_change, names="value")
         self.update()
@@ -396,45 +466,20 @@ class KRExplorer:
 
     @property
     def num_tokens(self) -> int:
-        height, width = self._target_hw(self.controls["target"].value)
+        height, width = self._views.target_hw(self.controls["target"].value)
         return (height // 4) * (width // 4)
 
-    def _target_hw(self, name: str) -> tuple[int, int]:
-        return working_shape(*self.photos[name].shape[-2:], self.size)
+    @property
+    def prepare_count(self) -> int:
+        """Encoder passes run so far (what the cache saves)."""
+        return self._views.prepare_count
 
-    def _reference_rgb(self, target: str, reference: str, seed: int) -> torch.Tensor:
-        if reference in ALL_REFERENCE_KINDS:
-            return make_reference(self.photos[target], reference, seed).image
-        return self.photos[reference]
+    @property
+    def attend_count(self) -> int:
+        """Fine-stage passes run so far."""
+        return self._views.attend_count
 
-    def _get_prepared(self, target: str, reference: str, seed: int) -> Prepared:
-        # a photo reference does not depend on the seed; a self-augmented one does
-        key = (target, reference, seed if reference in ALL_REFERENCE_KINDS else None)
-        if key not in self._prepared:
-            gray_l, ref_lab = working_inputs(self.photos[target], self._reference_rgb(target, reference, seed),
-                                             self.size, self.device)
-            self._prepared = {key: prepare(self.model, gray_l, ref_lab)}  # one pair at a time: small memory
-            self._attended = {}
-            self.prepare_count += 1
-        return self._prepared[key]
-
-    def _get_truth(self, target: str) -> torch.Tensor:
-        if target not in self._truth:
-            self._truth[target] = working_truth(self.photos[target], self.size, self.device)
-        return self._truth[target]
-
-    def _get_attended(self, prepared: Prepared, k: int, r: int, dense: bool, seed: int) -> Attended:
-        key = ("dense",) if dense else (k, r, seed)
-        if key in self._attended:
-            self._attended[key] = self._attended.pop(key)  # most recently used last
-        else:
-            if len(self._attended) >= self.CACHED_SELECTIONS:
-                self._attended.pop(next(iter(self._attended)))
-            self._attended[key] = attend(self.model, prepared, k, r, dense, seed)
-            self.attend_count += 1
-        return self._attended[key]
-
-    # ---------------------------------------------------------------- drawing
+    # --------------------------------------------------------------- controls
 
     def update(self, **settings) -> dict | None:
         """Set any of ``target, reference, k, r, x, y, dense, seed``, recompute and redraw.
@@ -460,7 +505,7 @@ class KRExplorer:
 
     def _fit_sliders(self) -> None:
         """Slider ranges follow the target's size (N tokens, its pixels)."""
-        height, width = self._target_hw(self.controls["target"].value)
+        height, width = self._views.target_hw(self.controls["target"].value)
         n = (height // 4) * (width // 4)
         for name, top in (("k", n), ("r", n), ("x", width - 1), ("y", height - 1)):
             control = self.controls[name]
@@ -478,26 +523,26 @@ class KRExplorer:
                 self._holding = False
         self._redraw()
 
+    # ---------------------------------------------------------------- drawing
+
     def _redraw(self) -> dict | None:
         s = self.settings
         start = time.perf_counter()
         try:
-            prepared = self._get_prepared(s["target"], s["reference"], s["seed"])
-            attended = self._get_attended(prepared, s["k"], s["r"], s["dense"], s["seed"])
+            prepared = self._views.prepared(s["target"], s["reference"], s["seed"])
+            attended = self._views.attended(prepared, s["k"], s["r"], s["dense"], s["seed"])
         except SSCNError as err:
             self.status.value = f"<b>nothing to show:</b> {err}"
             return None
-        truth = self._get_truth(s["target"])
-        full = self._get_attended(prepared, 0, 0, True, 0)  # once per pair: the dense score beside
+        truth = self._views.truth(s["target"])
+        full = self._views.attended(prepared, 0, 0, True, 0)  # once per pair: the dense score beside
         numbers = scores(prepared, attended, truth, full)
         query_xy, token = query_token((s["x"], s["y"]), prepared.gray_l.shape[-2:])
         figure = draw(prepared, attended, query_xy, token, truth, full, numbers)
         self.last = _result_dict(prepared, attended, query_xy, token, figure, truth, numbers)
         self.image.value = self.last["png"]
         self.readout.value = readout(numbers, attended)
-        share = 100 * (attended.k + attended.r) / prepared.num_tokens
-        self.status.value = (f"{describe(attended, prepared.num_tokens)} ({share:.1f} %), query token {token}; "
-                             f"{1000 * (time.perf_counter() - start):.0f} ms")
+        self.status.value = _status_line(attended, prepared.num_tokens, token, time.perf_counter() - start)
         return self.last
 
     def _repr_mimebundle_(self, **kwargs):

@@ -149,119 +149,161 @@ def pretrain(cfg: PretrainConfig, progress: bool = True) -> dict:
 
 
 def _pretrain(cfg: PretrainConfig, progress: bool) -> dict:
-    from .run import prepare_out_dir, resolve_device
+    stage = _Stage(cfg)
+    print(f"pre-stage: {len(stage.train_x)} train / {len(stage.val_x)} val photos, {len(stage.classes)} classes, "
+          f"{stage.total} steps of {cfg.batch_size}, {describe(stage.device, cfg.precision)}")
+    stage.model.train()
+    started = time.time()
+    stopped_by = _loop(stage, started, progress)
+    return stage.finish(stopped_by, started)
 
-    device = resolve_device(cfg.device)
-    root = Path(cfg.data_dir)
-    if not (root / "train").is_dir() or not (root / "val").is_dir():
-        raise SSCNError(f"{root} must hold train/ and val/ class folders (like imagenette2-144); "
-                        "the val split stays unseen by training and measures it")
-    out_dir = Path(cfg.out_dir)
-    ckpt_path, log_path = out_dir / "last.pt", out_dir / "metrics.jsonl"
-    prepare_out_dir(out_dir, ckpt_path)  # before the photos are decoded: a folder it cannot write fails now
 
-    train_x, train_y, classes = load_photos(root / "train", cfg.image_size, desc="decode train")
-    val_x, val_y, val_classes = load_photos(root / "val", cfg.image_size, cfg.val_images, desc="decode val")
-    if val_classes != classes:
-        raise SSCNError(f"{root}/train and {root}/val hold different classes; they must match")
-    per_epoch = len(train_x) // cfg.batch_size
-    if per_epoch == 0:
-        raise SSCNError(f"the training set has {len(train_x)} photos, fewer than one batch of {cfg.batch_size}")
-    total = max(1, round(cfg.epochs * per_epoch))
-    warmup = round(cfg.warmup_epochs * per_epoch)
-
-    torch.manual_seed(cfg.seed)
-    model = EncoderClassifier(cfg.width, cfg.norm, len(classes)).to(device)
-    if cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    decay, no_decay = optimizer_groups(model)
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
-    step, history, saved_step = 0, [], None
-    if ckpt_path.exists():
-        ckpt = read_pretrained(ckpt_path, resume=True)
-        if ckpt["config"]["width"] != cfg.width or ckpt["config"]["norm"] != cfg.norm or ckpt["classes"] != classes:
-            raise SSCNError(f"{ckpt_path} was trained with another width, norm or class list; use a new out_dir")
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        step, history = ckpt["step"], ckpt.get("history", [])
-        saved_step = step
-        files.write_text(log_path, "".join(json.dumps(record) + "\n" for record in history))
-        print(f"resumed from {ckpt_path.name} at step {step} of {total}")
-
-    def save() -> None:
-        nonlocal saved_step
-        save_run_checkpoint({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
-                             "config": asdict(cfg), "classes": classes, "history": history, "kind": "sscn-pretrain"},
-                            ckpt_path, kept_message(ckpt_path, saved_step))
-        saved_step = step
-
-    def evaluate(record: dict) -> None:
-        for gray in (True, False):
-            scores = accuracy(model, val_x, val_y, gray, device, cfg.precision, cfg.channels_last)
-            record.update({f"val_{'gray' if gray else 'colour'}_{k}": v for k, v in scores.items()})
-
-    print(f"pre-stage: {len(train_x)} train / {len(val_x)} val photos, {len(classes)} classes, {total} steps "
-          f"of {cfg.batch_size}, {describe(device, cfg.precision)}")
-    model.train()
-    started, tick, seen = time.time(), time.time(), 0
-    stop_reason = "epochs"
-    bar = tqdm(total=total, initial=step, disable=not progress, desc="pretrain", dynamic_ncols=True)
+def _loop(stage: _Stage, started: float, progress: bool) -> str:
+    """Step to the last step or the time limit; at each epoch's end (and the last step) log, validate
+    when due and save. Says what stopped it."""
+    cfg, per_epoch, total = stage.cfg, stage.per_epoch, stage.total
+    tick, seen = time.time(), 0
+    stopped_by = "epochs"
+    bar = tqdm(total=total, initial=stage.step, disable=not progress, desc="pretrain", dynamic_ncols=True)
     try:  # the bar ends its line whatever stops the loop, so an error prints on a line of its own
-        while step < total:
-            epoch, offset = divmod(step, per_epoch)
-            order = torch.randperm(len(train_x), generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch))
+        while stage.step < total:
+            epoch, offset = divmod(stage.step, per_epoch)
+            order = torch.randperm(len(stage.train_x), generator=torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch))
             for b in range(offset, per_epoch):
-                generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 7919 * step + 1)
-                index = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-                x = augment(train_x[index], cfg.crop, cfg.gray_share, generator).to(device)
-                if cfg.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                y = train_y[index].to(device)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr_at(step, total, warmup, cfg.lr)
-                with autocast_for(device, cfg.precision):
-                    l5, l6 = model(x)
-                loss = (F.cross_entropy(l5.float(), y, label_smoothing=cfg.label_smoothing)
-                        + F.cross_entropy(l6.float(), y, label_smoothing=cfg.label_smoothing))
-                if not torch.isfinite(loss):
-                    raise SSCNError(f"pre-stage diverged at step {step + 1} (loss {float(loss.detach())}); "
-                                    f"{kept_message(ckpt_path, saved_step)}; resume with a lower lr")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                step += 1
-                seen += len(x)
+                loss, l5, y = stage.train_step(order[b * cfg.batch_size:(b + 1) * cfg.batch_size])
+                seen += len(y)
                 bar.update(1)
                 end_of_epoch = b == per_epoch - 1
                 out_of_time = cfg.time_limit_min and time.time() - started > cfg.time_limit_min * 60
-                if end_of_epoch or step == total or out_of_time:
+                if end_of_epoch or stage.step == total or out_of_time:
                     now = time.time()
-                    record = {"step": step, "epoch": step / per_epoch, "loss": float(loss.detach()), "lr": optimizer.param_groups[0]["lr"],
-                              "train_top1_l5": float((l5.argmax(1) == y).float().mean()),
-                              "images_per_s": seen / max(now - tick, 1e-9), "elapsed_s": now - started}
-                    if round(step / per_epoch) % cfg.val_every == 0 or step == total or out_of_time:
-                        evaluate(record)
-                        bar.set_postfix(gray=f"{record['val_gray_top1_l5']:.3f}", colour=f"{record['val_colour_top1_l5']:.3f}")
-                    history.append(record)
-                    with open(log_path, "a") as handle:
-                        handle.write(json.dumps(record) + "\n")
-                    save()
+                    record = stage.record(loss, l5, y, seen / max(now - tick, 1e-9), now - started)
+                    if round(stage.step / per_epoch) % cfg.val_every == 0 or stage.step == total or out_of_time:
+                        stage.evaluate(record)
+                        bar.set_postfix(gray=f"{record['val_gray_top1_l5']:.3f}",
+                                        colour=f"{record['val_colour_top1_l5']:.3f}")
+                    stage.keep(record)
                     seen, tick = 0, time.time()
                 if out_of_time:
-                    stop_reason = "time limit"
+                    stopped_by = "time limit"
                     break
-                if step >= total:
+                if stage.step >= total:
                     break
-            if stop_reason == "time limit":
+            if stopped_by == "time limit":
                 break
     finally:
         bar.close()
-    last = next((h for h in reversed(history) if "val_gray_top1_l5" in h), {})
-    summary = {"steps": step, "total_steps": total, "stopped_by": stop_reason, "wall_s": time.time() - started,
-               "val_gray_top1": last.get("val_gray_top1_l5"), "val_colour_top1": last.get("val_colour_top1_l5"),
-               "val_gray_top1_l6": last.get("val_gray_top1_l6"), "val_colour_top1_l6": last.get("val_colour_top1_l6"),
-               "val_images": len(val_x), "images_per_s": float(np.median([h["images_per_s"] for h in history])) if history else None,
-               "precision": describe(device, cfg.precision), "config": asdict(cfg)}
-    files.write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
-    return summary
+    return stopped_by
+
+
+class _Stage:
+    """One pre-stage run: its photos, schedule, classifier, optimizer and how far it got; set up
+    (or resumed from ``last.pt``) on creation."""
+
+    def __init__(self, cfg: PretrainConfig):
+        from .run import prepare_out_dir, resolve_device
+
+        self.cfg = cfg
+        self.device = resolve_device(cfg.device)
+        root = Path(cfg.data_dir)
+        if not (root / "train").is_dir() or not (root / "val").is_dir():
+            raise SSCNError(f"{root} must hold train/ and val/ class folders (like imagenette2-144); "
+                            "the val split stays unseen by training and measures it")
+        self.out_dir = Path(cfg.out_dir)
+        self.ckpt_path, self.log_path = self.out_dir / "last.pt", self.out_dir / "metrics.jsonl"
+        prepare_out_dir(self.out_dir, self.ckpt_path)  # before the photos are decoded: a folder it cannot write fails now
+
+        self.train_x, self.train_y, self.classes = load_photos(root / "train", cfg.image_size, desc="decode train")
+        self.val_x, self.val_y, val_classes = load_photos(root / "val", cfg.image_size, cfg.val_images, desc="decode val")
+        if val_classes != self.classes:
+            raise SSCNError(f"{root}/train and {root}/val hold different classes; they must match")
+        self.per_epoch = len(self.train_x) // cfg.batch_size
+        if self.per_epoch == 0:
+            raise SSCNError(f"the training set has {len(self.train_x)} photos, fewer than one batch of {cfg.batch_size}")
+        self.total = max(1, round(cfg.epochs * self.per_epoch))
+        self.warmup = round(cfg.warmup_epochs * self.per_epoch)
+
+        torch.manual_seed(cfg.seed)
+        self.model = EncoderClassifier(cfg.width, cfg.norm, len(self.classes)).to(self.device)
+        if cfg.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        decay, no_decay = optimizer_groups(self.model)
+        self.optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                                            {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr)
+        self.step, self.history, self.saved_step = 0, [], None
+        if self.ckpt_path.exists():
+            self._resume()
+
+    def _resume(self) -> None:
+        ckpt = read_pretrained(self.ckpt_path, resume=True)
+        cfg = self.cfg
+        if ckpt["config"]["width"] != cfg.width or ckpt["config"]["norm"] != cfg.norm or ckpt["classes"] != self.classes:
+            raise SSCNError(f"{self.ckpt_path} was trained with another width, norm or class list; use a new out_dir")
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.step, self.history = ckpt["step"], ckpt.get("history", [])
+        self.saved_step = self.step
+        files.write_text(self.log_path, "".join(json.dumps(record) + "\n" for record in self.history))
+        print(f"resumed from {self.ckpt_path.name} at step {self.step} of {self.total}")
+
+    def train_step(self, index: torch.Tensor):
+        """One update on the photos ``index``: (loss, level-5 logits, labels); stops on a loss that is not finite."""
+        cfg, device = self.cfg, self.device
+        generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + 7919 * self.step + 1)
+        x = augment(self.train_x[index], cfg.crop, cfg.gray_share, generator).to(device)
+        if cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        y = self.train_y[index].to(device)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr_at(self.step, self.total, self.warmup, cfg.lr)
+        with autocast_for(device, cfg.precision):
+            l5, l6 = self.model(x)
+        loss = (F.cross_entropy(l5.float(), y, label_smoothing=cfg.label_smoothing)
+                + F.cross_entropy(l6.float(), y, label_smoothing=cfg.label_smoothing))
+        if not torch.isfinite(loss):
+            raise SSCNError(f"pre-stage diverged at step {self.step + 1} (loss {float(loss.detach())}); "
+                            f"{kept_message(self.ckpt_path, self.saved_step)}; resume with a lower lr")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.step += 1
+        return loss, l5, y
+
+    def record(self, loss: torch.Tensor, l5: torch.Tensor, y: torch.Tensor, images_per_s: float,
+               elapsed_s: float) -> dict:
+        """This step's training numbers."""
+        return {"step": self.step, "epoch": self.step / self.per_epoch, "loss": float(loss.detach()),
+                "lr": self.optimizer.param_groups[0]["lr"], "train_top1_l5": float((l5.argmax(1) == y).float().mean()),
+                "images_per_s": images_per_s, "elapsed_s": elapsed_s}
+
+    def evaluate(self, record: dict) -> None:
+        """Add the validation accuracies, on gray and on colour photos, to ``record``."""
+        for gray in (True, False):
+            scores = accuracy(self.model, self.val_x, self.val_y, gray, self.device, self.cfg.precision,
+                              self.cfg.channels_last)
+            record.update({f"val_{'gray' if gray else 'colour'}_{k}": v for k, v in scores.items()})
+
+    def keep(self, record: dict) -> None:
+        """Append ``record`` to the history and ``metrics.jsonl``, then save ``last.pt``."""
+        self.history.append(record)
+        with open(self.log_path, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        save_run_checkpoint({"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                             "step": self.step, "config": asdict(self.cfg), "classes": self.classes,
+                             "history": self.history, "kind": "sscn-pretrain"},
+                            self.ckpt_path, kept_message(self.ckpt_path, self.saved_step))
+        self.saved_step = self.step
+
+    def finish(self, stopped_by: str, started: float) -> dict:
+        """The summary, also written to ``summary.json``."""
+        history, cfg = self.history, self.cfg
+        last = next((h for h in reversed(history) if "val_gray_top1_l5" in h), {})
+        summary = {"steps": self.step, "total_steps": self.total, "stopped_by": stopped_by,
+                   "wall_s": time.time() - started,
+                   "val_gray_top1": last.get("val_gray_top1_l5"), "val_colour_top1": last.get("val_colour_top1_l5"),
+                   "val_gray_top1_l6": last.get("val_gray_top1_l6"), "val_colour_top1_l6": last.get("val_colour_top1_l6"),
+                   "val_images": len(self.val_x),
+                   "images_per_s": float(np.median([h["images_per_s"] for h in history])) if history else None,
+                   "precision": describe(self.device, cfg.precision), "config": asdict(cfg)}
+        files.write_text(self.out_dir / "summary.json", json.dumps(summary, indent=2))
+        return summary

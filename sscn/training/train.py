@@ -263,207 +263,311 @@ def train(cfg: TrainConfig, progress: bool = True, on_log=None) -> dict:
 
 
 def _train(cfg: TrainConfig, progress: bool, on_log) -> dict:
-    rank, local_rank, world = _distributed()
-    device = resolve_device(cfg.device, local_rank)
+    run = _Run(cfg)
+    start_step, started = run.step, time.time()
+    stopped_by = _loop(run, started, progress, on_log)
+    return run.finish(stopped_by, start_step, started)
+
+
+def _loop(run: _Run, started: float, progress: bool, on_log) -> str:
+    """Step until ``cfg.steps`` or the time limit, logging, validating and saving when due; says which stopped it."""
+    cfg = run.cfg
+    bar = tqdm(total=cfg.steps, initial=run.step, disable=not progress or run.rank != 0, desc="train", dynamic_ncols=True)
+    seen, tick = 0, time.time()
+    stopped_by = "steps"
+    try:  # the bar ends its line whatever stops the loop, so an error prints on a line of its own
+        while run.step < cfg.steps:
+            for indices, batch in run.feed.epoch_from(run.step):
+                total, terms, images = run.train_step(indices, batch)
+                seen += images * run.world
+                bar.update(1)
+                if _due(run.step, cfg.log_every, cfg.steps):
+                    now = time.time()
+                    record = run.record(total, terms, seen / max(now - tick, 1e-9), now - started)
+                    seen, tick = 0, now
+                    if run.rank == 0:
+                        bar.set_postfix(loss=f"{record['loss']:.3f}", psnr=record.get("val_psnr", ""))
+                        if on_log:
+                            on_log(record)
+                if _due(run.step, cfg.ckpt_every, cfg.steps):
+                    run.save()
+                if run.out_of_time(started):
+                    stopped_by = "time limit"
+                    break
+                if run.step >= cfg.steps:
+                    break
+            if stopped_by == "time limit":  # saved once the epoch's loader (and its workers) is let go
+                run.save()
+                break
+    finally:
+        bar.close()
+    return stopped_by
+
+
+def _due(step: int, every: int, last: int) -> bool:
+    """Every ``every`` steps, and at the last one."""
+    return step % every == 0 or step == last
+
+
+def _set_up_device(name: str, local_rank: int) -> torch.device:
+    device = resolve_device(name, local_rank)
     if device.type == "cuda":
         torch.cuda.set_device(device)
         torch.backends.cudnn.benchmark = True
-    out_dir = Path(cfg.out_dir)
-    ckpt_path, log_path = out_dir / "last.pt", out_dir / "metrics.jsonl"
-    prepare_out_dir(out_dir, ckpt_path, clean=rank == 0)  # before the photos are decoded, not after the work
+    return device
 
-    train_set, val_set = datasets(cfg)
-    num_classes = len(train_set.classes)
+
+def _new_model(cfg: TrainConfig, classes: list[str], device: torch.device, fresh: bool) -> SSCN:
+    """The network as it starts: seeded, with the requested encoder weights, in its memory layout, frozen parts fixed."""
     torch.manual_seed(cfg.seed)
-    model = SSCN(cfg.model_config(num_classes)).to(device)
+    model = SSCN(cfg.model_config(len(classes))).to(device)
     if cfg.vgg_weights:
         model.encoder.load_vgg19(None if cfg.vgg_weights == "imagenet" else cfg.vgg_weights)
-    if cfg.encoder_from and not ckpt_path.exists():
+    if cfg.encoder_from and fresh:
         from ..models.pretrained import load_pretrained_encoder
 
-        load_pretrained_encoder(model, cfg.encoder_from, list(train_set.classes))
+        load_pretrained_encoder(model, cfg.encoder_from, classes)
     if cfg.channels_last:  # before the optimizer, so Adam's moments take the same layout
         model = model.to(memory_format=torch.channels_last)
     if cfg.freeze_encoder:
         freeze_encoders(model)
-    optimizer = torch.optim.Adam(trainable_parameters(model, cfg.freeze_encoder), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2))
-    weights = LossWeights(cfg.w_coarse, cfg.w_fine, cfg.w_cls, cfg.w_hist, cfg.w_tv)
+    return model
 
-    step, history, saved_step = 0, [], None
-    if cfg.init_from and not ckpt_path.exists():
-        from ..models.checkpoint import load_state
 
-        init = read_checkpoint(cfg.init_from, map_location="cpu", kind="sscn")
-        check_config_match(init["config"], model.config.to_dict())
-        load_state(model, init["model"], cfg.init_from)
-    if ckpt_path.exists():
-        ckpt = read_checkpoint(ckpt_path, map_location="cpu")
-        check_config_match(ckpt["config"], model.config.to_dict())  # another architecture: say which setting
-        check_checkpoint(ckpt, ckpt_path, "train")  # then every field a resume uses
-        if ckpt["classes"] != list(train_set.classes):
-            raise SSCNError(f"{ckpt_path} was trained on other classes than {cfg.data_dir} holds (its labels would "
-                            "mean other classes); use the same data or a new out_dir")
-        model.load_state_dict(ckpt["model"])
-        frozen = len(ckpt["optimizer"]["param_groups"][0]["params"]) == len(trainable_parameters(model, True))
-        load_optimizer(optimizer, ckpt["optimizer"], model, frozen, cfg)
-        step, history = ckpt["step"], ckpt.get("history", [])
-        saved_step = step
-        rng = ckpt["rng"]
-        torch.set_rng_state(rng["torch"])
-        if rng["cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(rng["cuda"])
-        np.random.set_state(tuple(v.numpy() if torch.is_tensor(v) else v for v in rng["numpy"]))
-        random.setstate(rng["python"])
-        if rank == 0:
+def _load_start_weights(model: SSCN, path: str) -> None:
+    """``init_from``: another run's SSCN weights, for a fresh run (no optimizer state, no step)."""
+    from ..models.checkpoint import load_state
+
+    init = read_checkpoint(path, map_location="cpu", kind="sscn")
+    check_config_match(init["config"], model.config.to_dict())
+    load_state(model, init["model"], path)
+
+
+def _set_rng_state(rng: dict) -> None:
+    """The inverse of :func:`_rng_state`."""
+    torch.set_rng_state(rng["torch"])
+    if rng["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
+    np.random.set_state(tuple(v.numpy() if torch.is_tensor(v) else v for v in rng["numpy"]))
+    random.setstate(rng["python"])
+
+
+def _context_encoder(cfg: TrainConfig, device: torch.device):
+    """The fixed classifier encoder the contextual loss compares features in, or None without that loss."""
+    if cfg.w_cx <= 0:
+        return None
+    from ..models.pretrained import pretrained_classifier
+
+    return pretrained_classifier(cfg.cx_encoder)[0].encoder.to(device).requires_grad_(False)
+
+
+class _Feed:
+    """The training batches: the sampler's order from any step on, and the same-class partners.
+
+    The order depends only on ``(seed, epoch)``, so a resumed run continues mid-epoch with
+    the batches an uninterrupted one would have drawn.
+    """
+
+    def __init__(self, cfg: TrainConfig, train_set, rank: int, world: int, device: torch.device):
+        self.cfg, self.train_set, self.device = cfg, train_set, device
+        self.sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed,
+                                          drop_last=True)
+        self.per_epoch = len(self.sampler) // cfg.batch_size
+        if self.per_epoch == 0:
+            raise SSCNError(f"the training set has {len(train_set)} images, fewer than one batch of {cfg.batch_size} "
+                            "per process")
+        self.cache = None
+        self.partners = None
+
+    def load(self) -> None:
+        """Decode the photos onto the device (``preload``) and index the classes for same-class pairs."""
+        self.cache = preload(self.train_set, self.device, self.cfg.num_workers) if self.cfg.preload else None
+        if self.cfg.same_class_share > 0:
+            from .same_class import SameClassSampler
+
+            self.partners = SameClassSampler(self.train_set.labels, self.cfg.seed)
+
+    def fetch(self, chosen: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(gray L, ab) of the photos ``chosen``, from the preloaded cache when there is one."""
+        if self.cache is not None:
+            where = torch.as_tensor(chosen, device=self.device)
+            return self.cache["gray_l"][where], self.cache["ab"][where]
+        return tuple(torch.stack([self.train_set[j][key] for j in chosen]) for key in ("gray_l", "ab"))
+
+    def epoch_from(self, step: int):
+        """``(indices, batch)`` pairs from ``step`` to the end of its epoch."""
+        size = self.cfg.batch_size
+        epoch, offset = divmod(step, self.per_epoch)
+        self.sampler.set_epoch(epoch)
+        order = list(self.sampler)
+        batches = [order[i : i + size] for i in range(offset * size, self.per_epoch * size, size)]
+        if self.cache is not None:
+            loader = ({key: value[torch.as_tensor(b, device=value.device)] for key, value in self.cache.items()}
+                      for b in batches)
+        else:
+            loader = DataLoader(self.train_set, batch_sampler=batches, num_workers=self.cfg.num_workers,
+                                pin_memory=self.device.type == "cuda")
+        return zip(batches, loader)
+
+    def same_class(self, indices: list[int], generator: torch.Generator, step: int):
+        """The step's same-class references (see :func:`same_class_references`), or None without them."""
+        if self.partners is None:
+            return None
+        # its own generator: the TPS draws stay those of a run without it
+        pair_generator = torch.Generator().manual_seed(generator.initial_seed() + 2**40)
+        return same_class_references(indices, self.cfg.same_class_share, self.partners, self.fetch, pair_generator, step)
+
+
+class _Run:
+    """One training run: its folder, model, optimizer and how far it got; set up (or resumed) on creation."""
+
+    def __init__(self, cfg: TrainConfig):
+        self.cfg = cfg
+        self.rank, local_rank, self.world = _distributed()
+        self.device = _set_up_device(cfg.device, local_rank)
+        self.out_dir = Path(cfg.out_dir)
+        self.ckpt_path, self.log_path = self.out_dir / "last.pt", self.out_dir / "metrics.jsonl"
+        prepare_out_dir(self.out_dir, self.ckpt_path, clean=self.rank == 0)  # before the photos are decoded, not after the work
+
+        self.train_set, val_set = datasets(cfg)
+        self.classes = list(self.train_set.classes)
+        resuming = self.ckpt_path.exists()
+        self.model = _new_model(cfg, self.classes, self.device, fresh=not resuming)
+        self.optimizer = torch.optim.Adam(trainable_parameters(self.model, cfg.freeze_encoder), lr=cfg.lr,
+                                          betas=(cfg.beta1, cfg.beta2))
+        self.weights = LossWeights(cfg.w_coarse, cfg.w_fine, cfg.w_cls, cfg.w_hist, cfg.w_tv)
+        self.step, self.history, self.saved_step = 0, [], None
+        if cfg.init_from and not resuming:
+            _load_start_weights(self.model, cfg.init_from)
+        if resuming:
+            self._resume()
+        self.net = self.model
+        if self.world > 1:
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[local_rank] if self.device.type == "cuda" else None)
+
+        self.feed = _Feed(cfg, self.train_set, self.rank, self.world, self.device)
+        self.val_loader = DataLoader(val_set, batch_size=max(1, min(32, cfg.batch_size * 4)), num_workers=0)
+        if self.rank == 0:
+            print(f"training on {self.device}: {describe_precision(self.device, cfg.precision)}")
+        self.context_encoder = _context_encoder(cfg, self.device)  # before the (long) preload, so a wrong path fails at once
+        self.feed.load()
+        self.model.train()
+        if cfg.freeze_encoder:
+            freeze_encoders(self.model)
+
+    def _resume(self) -> None:
+        """Weights, optimizer, step, history and random state from ``last.pt``, each checked first."""
+        ckpt = read_checkpoint(self.ckpt_path, map_location="cpu")
+        check_config_match(ckpt["config"], self.model.config.to_dict())  # another architecture: say which setting
+        check_checkpoint(ckpt, self.ckpt_path, "train")  # then every field a resume uses
+        if ckpt["classes"] != self.classes:
+            raise SSCNError(f"{self.ckpt_path} was trained on other classes than {self.cfg.data_dir} holds (its labels "
+                            "would mean other classes); use the same data or a new out_dir")
+        self.model.load_state_dict(ckpt["model"])
+        frozen = len(ckpt["optimizer"]["param_groups"][0]["params"]) == len(trainable_parameters(self.model, True))
+        load_optimizer(self.optimizer, ckpt["optimizer"], self.model, frozen, self.cfg)
+        self.step, self.history = ckpt["step"], ckpt.get("history", [])
+        self.saved_step = self.step
+        _set_rng_state(ckpt["rng"])
+        if self.rank == 0:
             if "history" in ckpt:
                 # lines logged after this checkpoint (a kill before the next save) would be repeated
-                files.write_text(log_path, "".join(json.dumps(record) + "\n" for record in history))
-            print(f"resumed from {ckpt_path.name} at step {step}")
-            changed = _changed_settings(ckpt.get("train_config", {}), asdict(cfg))
+                files.write_text(self.log_path, "".join(json.dumps(record) + "\n" for record in self.history))
+            print(f"resumed from {self.ckpt_path.name} at step {self.step}")
+            changed = _changed_settings(ckpt.get("train_config", {}), asdict(self.cfg))
             if changed:  # allowed (a longer run, a new learning rate), but never silently
                 print("settings differ from the checkpoint's run: " + ", ".join(changed))
-    net = model
-    if world > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local_rank] if device.type == "cuda" else None)
 
-    def save(at_step: int) -> None:
-        nonlocal saved_step
-        kept = kept_message(ckpt_path, saved_step)
-        saved_step = at_step
-        if rank == 0:
+    def train_step(self, indices: list[int], batch: dict) -> tuple[torch.Tensor, dict, int]:
+        """One update on ``batch``: (total loss, its terms, images on this process); stops on a loss that is not finite."""
+        cfg, device = self.cfg, self.device
+        generator = step_generator(cfg.seed * self.world + self.rank, self.step)
+        same_class = self.feed.same_class(indices, generator, self.step)
+        gray_l, ab, ref_lab, labels = make_batch(batch, device, generator, cfg.violent_share, cfg.channels_last,
+                                                 same_class)
+        with autocast_for(device, cfg.precision):
+            out = self.net(gray_l, ref_lab, labels, generator=generator)
+        colour_weight = None
+        if same_class is not None and not cfg.same_class_colour_losses:  # He et al. 2018's pairs: contextual only
+            colour_weight = (~same_class[1]).to(device, torch.float32)
+        total, terms = sscn_loss(out, ab, labels, self.weights, colour_weight=colour_weight)
+        if cfg.w_cx > 0:
+            terms["cx"], share = same_class_contextual(self.context_encoder, gray_l, out.ab_fine, ref_lab, same_class)
+            total = total + cfg.w_cx * share * terms["cx"]
+        self._stop_unless_finite(terms, total)
+        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        if cfg.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        self.optimizer.step()
+        self.step += 1
+        return total, terms, len(gray_l)
+
+    def _stop_unless_finite(self, terms: dict, total: torch.Tensor) -> None:
+        finite = torch.stack([torch.isfinite(value) for value in terms.values()] + [torch.isfinite(total)])
+        if self.world > 1:
+            # every rank must stop together: a rank that left alone would hang the others' all-reduce
+            finite = finite.to(torch.int32)
+            dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+        if not bool(finite.all()):
+            raise TrainingDiverged(_diverged_message(terms, total, self.step + 1, self.ckpt_path, self.saved_step))
+
+    def record(self, total: torch.Tensor, terms: dict, images_per_s: float, elapsed_s: float) -> dict:
+        """Log this step: validate when due, append to the history and (rank 0) to ``metrics.jsonl``."""
+        record = {"step": self.step, "loss": float(total.detach()), **{k: float(v.detach()) for k, v in terms.items()},
+                  "lr": self.optimizer.param_groups[0]["lr"], "images_per_s": images_per_s, "elapsed_s": elapsed_s}
+        if self.step % self.cfg.val_every == 0 or self.step == self.cfg.steps:
+            record["val_psnr"] = validate(self.model, self.val_loader, self.device)
+        self.history.append(record)
+        if self.rank == 0:
+            with open(self.log_path, "a") as handle:
+                handle.write(json.dumps(record) + "\n")
+        return record
+
+    def save(self) -> None:
+        """``last.pt`` at this step (rank 0 writes; every rank remembers the step for the divergence message)."""
+        kept = kept_message(self.ckpt_path, self.saved_step)
+        self.saved_step = self.step
+        if self.rank == 0:
             state = {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "step": at_step,
-                "config": model.config.to_dict(),
-                "train_config": asdict(cfg),
-                "classes": list(train_set.classes),
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "step": self.step,
+                "config": self.model.config.to_dict(),
+                "train_config": asdict(self.cfg),
+                "classes": self.classes,
                 "rng": _rng_state(),
-                "history": history,
+                "history": self.history,
             }
-            save_run_checkpoint(state, ckpt_path, kept)
+            save_run_checkpoint(state, self.ckpt_path, kept)
 
-    sampler = DistributedSampler(train_set, num_replicas=world, rank=rank, shuffle=True, seed=cfg.seed, drop_last=True)
-    per_epoch = len(sampler) // cfg.batch_size
-    if per_epoch == 0:
-        raise SSCNError(f"the training set has {len(train_set)} images, fewer than one batch of {cfg.batch_size} per process")
-    val_loader = DataLoader(val_set, batch_size=max(1, min(32, cfg.batch_size * 4)), num_workers=0)
-    if rank == 0:
-        print(f"training on {device}: {describe_precision(device, cfg.precision)}")
-    context_encoder = None
-    if cfg.w_cx > 0:  # read before the (long) preload, so a wrong path fails at once
-        from ..models.pretrained import pretrained_classifier
+    def out_of_time(self, started: float) -> bool:
+        """The time limit has passed (on any rank: they must stop together)."""
+        return bool(self.cfg.time_limit_min) and _agree(time.time() - started > self.cfg.time_limit_min * 60, self.world)
 
-        context_encoder = pretrained_classifier(cfg.cx_encoder)[0].encoder.to(device).requires_grad_(False)
-    cache = preload(train_set, device, cfg.num_workers) if cfg.preload else None
-
-    model.train()
-    if cfg.freeze_encoder:
-        freeze_encoders(model)
-    partner_sampler = None
-    if cfg.same_class_share > 0:
-        from .same_class import SameClassSampler
-
-        partner_sampler = SameClassSampler(train_set.labels, cfg.seed)
-        if cache is not None:
-            fetch = lambda chosen: (cache["gray_l"][torch.as_tensor(chosen, device=device)],  # noqa: E731
-                                    cache["ab"][torch.as_tensor(chosen, device=device)])
-        else:
-            fetch = lambda chosen: tuple(torch.stack([train_set[j][key] for j in chosen])  # noqa: E731
-                                         for key in ("gray_l", "ab"))
-    start_step, started = step, time.time()
-    bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank != 0, desc="train", dynamic_ncols=True)
-    seen, tick = 0, time.time()
-    stop_reason = "steps"
-    try:  # the bar ends its line whatever stops the loop, so an error prints on a line of its own
-        while step < cfg.steps:
-            epoch, offset = divmod(step, per_epoch)
-            sampler.set_epoch(epoch)
-            order = list(sampler)
-            batches = [order[i : i + cfg.batch_size] for i in range(offset * cfg.batch_size, per_epoch * cfg.batch_size, cfg.batch_size)]
-            if cache is not None:
-                loader = ({key: value[torch.as_tensor(b, device=value.device)] for key, value in cache.items()} for b in batches)
-            else:
-                loader = DataLoader(train_set, batch_sampler=batches, num_workers=cfg.num_workers, pin_memory=device.type == "cuda")
-            for indices, batch in zip(batches, loader):
-                generator = step_generator(cfg.seed * world + rank, step)
-                same_class = None
-                if partner_sampler is not None:  # its own generator: the TPS draws stay those of a run without it
-                    pair_generator = torch.Generator().manual_seed(generator.initial_seed() + 2**40)
-                    same_class = same_class_references(indices, cfg.same_class_share, partner_sampler, fetch, pair_generator, step)
-                gray_l, ab, ref_lab, labels = make_batch(batch, device, generator, cfg.violent_share, cfg.channels_last,
-                                                         same_class)
-                with autocast_for(device, cfg.precision):
-                    out = net(gray_l, ref_lab, labels, generator=generator)
-                colour_weight = None
-                if same_class is not None and not cfg.same_class_colour_losses:  # He et al. 2018's pairs: contextual only
-                    colour_weight = (~same_class[1]).to(device, torch.float32)
-                total, terms = sscn_loss(out, ab, labels, weights, colour_weight=colour_weight)
-                if cfg.w_cx > 0:
-                    terms["cx"], share = same_class_contextual(context_encoder, gray_l, out.ab_fine, ref_lab, same_class)
-                    total = total + cfg.w_cx * share * terms["cx"]
-                finite = torch.stack([torch.isfinite(value) for value in terms.values()] + [torch.isfinite(total)])
-                if world > 1:
-                    # every rank must stop together: a rank that left alone would hang the others' all-reduce
-                    finite = finite.to(torch.int32)
-                    dist.all_reduce(finite, op=dist.ReduceOp.MIN)
-                if not bool(finite.all()):
-                    bar.close()
-                    raise TrainingDiverged(_diverged_message(terms, total, step + 1, ckpt_path, saved_step))
-                optimizer.zero_grad(set_to_none=True)
-                total.backward()
-                if cfg.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-                optimizer.step()
-                step += 1
-                seen += len(gray_l) * world
-                bar.update(1)
-                if step % cfg.log_every == 0 or step == cfg.steps:
-                    now = time.time()
-                    record = {"step": step, "loss": float(total.detach()), **{k: float(v.detach()) for k, v in terms.items()},
-                              "lr": optimizer.param_groups[0]["lr"], "images_per_s": seen / max(now - tick, 1e-9),
-                              "elapsed_s": now - started}
-                    seen, tick = 0, now
-                    if step % cfg.val_every == 0 or step == cfg.steps:
-                        record["val_psnr"] = validate(model, val_loader, device)
-                    history.append(record)
-                    if rank == 0:
-                        with open(log_path, "a") as handle:
-                            handle.write(json.dumps(record) + "\n")
-                        bar.set_postfix(loss=f"{record['loss']:.3f}", psnr=record.get("val_psnr", ""))
-                        if on_log:
-                            on_log(record)
-                if step % cfg.ckpt_every == 0 or step == cfg.steps:
-                    save(step)
-                if cfg.time_limit_min and _agree(time.time() - started > cfg.time_limit_min * 60, world):
-                    stop_reason = "time limit"
-                    break
-                if step >= cfg.steps:
-                    break
-            if stop_reason == "time limit":
-                save(step)
-                break
-    finally:
-        bar.close()
-    summary = {
-        "steps": step,
-        "steps_this_run": step - start_step,
-        "stopped_by": stop_reason,
-        "wall_s": time.time() - started,
-        "first_loss": history[0]["loss"] if history else math.nan,
-        "last_loss": history[-1]["loss"] if history else math.nan,
-        "val_psnr": [(h["step"], h["val_psnr"]) for h in history if "val_psnr" in h],
-        "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
-        "world_size": world,
-        "precision": describe_precision(device, cfg.precision),
-        "config": asdict(cfg),
-    }
-    if rank == 0:
-        files.write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
-    if world > 1:
-        dist.barrier()
-        dist.destroy_process_group()
-    return summary
+    def finish(self, stopped_by: str, start_step: int, started: float) -> dict:
+        """The summary, written to ``summary.json`` by rank 0; the process group is closed."""
+        history, device = self.history, self.device
+        summary = {
+            "steps": self.step,
+            "steps_this_run": self.step - start_step,
+            "stopped_by": stopped_by,
+            "wall_s": time.time() - started,
+            "first_loss": history[0]["loss"] if history else math.nan,
+            "last_loss": history[-1]["loss"] if history else math.nan,
+            "val_psnr": [(h["step"], h["val_psnr"]) for h in history if "val_psnr" in h],
+            "device": str(device) if device.type == "cpu" else torch.cuda.get_device_name(device),
+            "world_size": self.world,
+            "precision": describe_precision(device, self.cfg.precision),
+            "config": asdict(self.cfg),
+        }
+        if self.rank == 0:
+            files.write_text(self.out_dir / "summary.json", json.dumps(summary, indent=2))
+        if self.world > 1:
+            dist.barrier()
+            dist.destroy_process_group()
+        return summary
 
 
 def main(argv: list[str] | None = None) -> int:
