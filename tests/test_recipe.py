@@ -32,7 +32,8 @@ def test_recipes_are_valid_configs():
     for name in TRAIN:
         cfg = train_config(name, encoder_from="x")
         cfg.validate()
-        assert cfg.freeze_encoder and cfg.steps * cfg.batch_size == 104_000  # the legacy model's budget
+        assert cfg.steps * cfg.batch_size == 104_000  # the legacy model's budget
+        assert cfg.freeze_encoder == (name == "semantic")  # the bundled network predates the pre-stage
 
 
 def test_the_cpu_recipe_runs_end_to_end_and_resumes(stripes, tmp_path, one_thread):
