@@ -15,12 +15,6 @@ Conventions:
 - every random number is drawn on the CPU (from ``generator`` when given), then the
   result is moved to the images' device, so a seed gives the same parameters on any
   machine and device.
-
-Padding: samples that fall outside the image use ``padding_mode="reflection"``. A
-reference should only hold colours the photo holds; zero padding would add black (or,
-in normalised Lab, mid-gray), and ``"border"`` smears the edge pixels into long streaks
-of a single colour that skew the reference's colour statistics. Reflection mirrors real
-content, so the border regions look like the rest of the photo.
 """
 from __future__ import annotations
 
@@ -43,6 +37,9 @@ TPS_VIOLENT = 0.35
 TPS_GRID = 4
 ROTATION_DEGREES = 30.0
 CROP_MIN_SCALE = 0.5
+# A reference should only hold colours the photo holds: zero padding would add black (or, in
+# normalised Lab, mid-gray) and "border" smears the edge pixels into streaks of one colour that
+# skew the reference's statistics; reflection mirrors real content.
 PADDING_MODE = "reflection"
 # The random TPS references evaluate the spline exactly on every 2nd pixel and
 # interpolate in between: 4x less work, which keeps on-the-fly references in the data
