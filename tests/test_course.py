@@ -113,6 +113,18 @@ def test_the_prose_check_catches_a_stale_output(tmp_path):
     assert stale_numbers(tmp_path / path.name) == ["21 %"]
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_links_work_when_the_notebook_is_opened_on_its_own(path):
+    """A link that leaves notebooks/ (``../``) breaks on Colab or in a downloaded notebook: it
+    points at the repository on GitHub instead (rewritten to ``REPOSITORY`` by the build)."""
+    for cell in cells(path):
+        if cell.cell_type == "markdown":
+            assert not re.findall(r"(?<!!)\[[^\]]*\]\(\.\./", cell.source), cell.source[:300]
+    text = path.read_text()
+    for link in re.findall(r"https://github\.com/([\w.-]+/[\w.-]+)/(?:blob|tree)/main/(?:sscn|docs|notebooks|tools)/", text):
+        assert link == build_notebooks.REPOSITORY
+
+
 def test_00_shows_the_model_cards_table_as_it_is_now():
     """00's evaluation table is the model card's, displayed by a cell; a card that changed since the
     notebook was built fails here (rebuild 00)."""

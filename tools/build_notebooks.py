@@ -38,13 +38,16 @@ SRC, OUT = ROOT / "notebooks" / "src", ROOT / "notebooks"
 REPOSITORY = "sscn-course/sscn"
 COLAB_LINK = re.compile(r"https://colab\.research\.google\.com/github/[\w.-]+/[\w.-]+/blob/main/notebooks/")
 INSTALL_URL = re.compile(r"git\+https://github\.com/[\w.-]+/[\w.-]+?(?=[\"'@ ])")
+# a link to a file of this repository (works from Colab or a downloaded notebook, where ../ does not)
+REPO_FILE = re.compile(r"https://github\.com/[\w.-]+/[\w.-]+/(blob|tree)/main/(?=(sscn|docs|notebooks|tools)/)")
 STORED = re.compile(r"\*\*Stored outputs: (full|smoke) run\*\*")
 MACHINE_PATH = re.compile(r"(/(?:work|tmp|root|home)/[^\s'\"\\]*)")
 
 
 def with_repository(text: str) -> str:
-    """The source text with its Colab links and install URL pointing at ``REPOSITORY``."""
+    """The source text with its Colab links, install URL and links to repository files pointing at ``REPOSITORY``."""
     text = COLAB_LINK.sub(f"https://colab.research.google.com/github/{REPOSITORY}/blob/main/notebooks/", text)
+    text = REPO_FILE.sub(lambda m: f"https://github.com/{REPOSITORY}/{m.group(1)}/main/", text)
     return INSTALL_URL.sub(f"git+https://github.com/{REPOSITORY}", text)
 
 

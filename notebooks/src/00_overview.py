@@ -206,6 +206,28 @@ print("the network beats gray:", min(scores["sparse"], scores["dense"]) > scores
 #   tokens instead of all of them (**dense** attention) (notebook 05).
 # - **LDT, fine stage**: the local details transfer: the attention plus the decoder that
 #   fuses the attended reference with the coarse image at several scales (notebook 05).
+# - **k and r**: how many reference tokens semantic-sparse attention keeps: the k that the
+#   CAM ranks highest and r drawn at random (k = r = 64 of 1,024 at 128 px here) (notebook 05).
+# - **temperature**: the number that divides the similarities before the softmax of the
+#   attention; small makes each target token pick one reference token, large averages
+#   many. Here it is learned (notebook 05).
+# - **pre-stage**: training the reference encoder as an image classifier first, so that its
+#   CAM marks the object, then training SSCN on it (notebook 04, the model card).
+# - **soft-encoding**: spreading one pixel's ab over its nearest bins with Gaussian
+#   weights instead of putting it all in one bin; the target of the histogram loss
+#   (notebook 01).
+# - **histogram loss**: the cross-entropy between the predicted distribution over the ab
+#   bins and the soft-encoded ground truth (paper, Formula 5; notebook 06).
+# - **contextual loss**: a loss that asks whether the result's features find close
+#   matches among the reference's, wherever they are (Mechrez et al. 2018), for references
+#   that are other photos (notebook 06).
+# - **same-class pairs**: a target and a different photo of its own class as the
+#   reference, chosen by a fixed gray-image rule; the benchmark for real references
+#   (notebook 08).
+# - **colourfulness**: Hasler and Suesstrunk's measure of how colourful a picture is
+#   (0 for gray); a washed-out result scores low (notebook 08).
+# - **palette similarity**: how much of the reference's palette (its histogram over the ab
+#   bins) reaches the result, from 0 to 1 (notebook 08).
 # - **smoke mode**: `SSCN_SMOKE=1` shrinks every notebook's sizes and steps so that the
 #   test suite runs them in minutes; each notebook's first cell says what changes.
 # - **PSNR, SSIM**: the scores of a result against the ground truth, in dB and in [0, 1]

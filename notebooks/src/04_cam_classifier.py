@@ -354,6 +354,9 @@ for panel in panels:
 #
 # ![The CAMs of both classifiers on six Imagenette validation photos](../docs/results/semantics/cams_val.png)
 #
+# *(No figure above? This notebook was opened outside the repository, on Colab or as a
+# download: the figure is [docs/results/semantics/cams_val.png](https://github.com/sscn-course/sscn/blob/main/docs/results/semantics/cams_val.png) in the repository.)*
+#
 # A semantic map is what the sparse selection needs, but it is not all it needs: the
 # colorization network must also learn to use the tokens the map picks. The model card's
 # section on the semantic encoder measures what an SSCN trained on top of the pre-stage
