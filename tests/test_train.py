@@ -260,6 +260,22 @@ def test_notebook_07_under_papermill(tmp_path, cache_home, monkeypatch):
     assert (tmp_path / "run" / "last.pt").exists()
 
 
+def test_notebook_07_run_all_with_its_defaults_is_the_smoke_run(tmp_path, cache_home, monkeypatch):
+    """"Run all" on Colab (no SSCN_SMOKE, no parameter) must not start the full recipe on the 48
+    sample crops: it says so and runs the smoke settings, in seconds."""
+    papermill = pytest.importorskip("papermill")
+    import nbformat
+
+    monkeypatch.delenv("SSCN_SMOKE", raising=False)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    papermill.execute_notebook(str(ROOT / "notebooks" / "07_training.ipynb"), str(tmp_path / "out.ipynb"),
+                               kernel_name="python3", progress_bar=False, cwd=str(tmp_path))
+    printed = "".join(out.get("text", "") for cell in nbformat.read(tmp_path / "out.ipynb", as_version=4).cells
+                      if cell.cell_type == "code" for out in cell.outputs)
+    assert "is 48 crops, not a training set: running the smoke settings" in printed
+    assert "training on 'samples': 30 steps of 4 at 32 px" in printed
+
+
 def notebook_cells(path):
     """(cells before the parameters cell, the parameters cell, the cell after it), as source text."""
     import nbformat

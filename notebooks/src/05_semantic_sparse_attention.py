@@ -545,17 +545,21 @@ plt.show()
 #
 # ## 9. Which similarity: cosine with a learned temperature, not dot / sqrt(d)
 #
-# The paper prints Formula 2 with a scaled dot product. The authors' released code
-# instead correlates normalised features with a sharp temperature, and this package's
-# prototype measured the difference (docs/DESIGN.md; width 0.25, 96 px, k = r = 64 of 576
-# tokens, 4,000 Imagenette photos with TPS references, validation PSNR on 300):
+# The paper prints Formula 2 with a scaled dot product. This package's prototype
+# compared it with cosine similarity over a sharp, learned temperature (docs/DESIGN.md;
+# width 0.25, 96 px, k = r = 64 of 576 tokens, 4,000 Imagenette photos with TPS
+# references, validation PSNR on 300):
 #
 # | attention | values carried | after 8 min | after 15 min | after 25 min |
 # | --- | --- | --- | --- | --- |
 # | dot product / sqrt(d) | features only | 24.9 dB | 26.1 dB | 26.6 dB (plateau) |
 # | cosine / temperature 0.02 (learned) | features + the reference's ab | 29.6 dB | 30.0 dB | 30.5 dB |
 #
-# (Copying the reference's ab at the same pixel scores 28.0 dB on the same photos.)
+# (Copying the reference's ab at the same pixel scores 28.0 dB on the same photos.) The
+# two rows differ in two things at once, the similarity and what the values carry (the
+# second also passes the reference's ab), so the table credits the pair, not the
+# similarity alone; the prototype did not separate them. What the similarity alone does
+# is measured below, at initialisation.
 # **The bundled model uses cosine similarity** (`similarity="cosine"`, the default of
 # `SSCNConfig`); `similarity="dot"` gives Formula 2 as printed. One reason shows at
 # initialisation: with small random projections the dot product over $\sqrt{d}$ is close

@@ -47,13 +47,13 @@ def explicit_parameters() -> set[str]:
     return names
 
 
-def apply_smoke(namespace: dict, **smoke_values) -> dict:
-    """In smoke mode, set each ``name=value`` in ``namespace`` (a notebook's ``globals()``).
+def apply_smoke(namespace: dict, force: bool = False, **smoke_values) -> dict:
+    """In smoke mode (or with ``force``), set each ``name=value`` in ``namespace`` (a notebook's ``globals()``).
 
     A name that papermill set explicitly keeps its value, and a line saying so is printed.
     Returns the values that were applied (empty outside smoke mode).
     """
-    if not smoke_mode():
+    if not (force or smoke_mode()):
         return {}
     explicit = explicit_parameters() & set(smoke_values)
     applied = {name: value for name, value in smoke_values.items() if name not in explicit}
