@@ -3,6 +3,7 @@ one-line error rule, and a PNG whose pixel data is garbage.
 """
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -12,6 +13,8 @@ import torch
 from sscn.io.checkpoints import save_atomic
 from sscn.apps.cli import main
 from sscn.models import SSCN, SSCNConfig
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def ramp_photo(height=48, width=64, seed=0) -> np.ndarray:
@@ -71,3 +74,9 @@ def tiny_model_file(folder: Path, config: SSCNConfig) -> Path:
     path = Path(folder) / "tiny.pt"
     save_atomic({"model": model.state_dict(), "config": model.config.to_dict()}, path)
     return path
+
+
+def subprocess_env(**extra: str) -> dict:
+    """The environment of an ``sscn`` run in a child process: one thread, this checkout's package first."""
+    return {**os.environ, "OMP_NUM_THREADS": "1", **extra,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}

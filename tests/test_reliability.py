@@ -34,7 +34,7 @@ from sscn.models import SSCN, SSCNConfig
 from sscn.training.config import TrainConfig
 from sscn.training.train import train
 
-from cli_support import assert_one_line_error, garble_middle, tiny_model_file, ramp_photo as photo, run_cli
+from cli_support import assert_one_line_error, garble_middle, ramp_photo as photo, run_cli, subprocess_env, tiny_model_file
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = SSCNConfig(width=0.125, k=8, r=8)
@@ -754,8 +754,7 @@ def _logged_steps(metrics: Path) -> int:
 @pytest.mark.parametrize("kill_at", [2, 5, 9])
 def test_training_killed_at_any_step_resumes_to_the_same_weights(tmp_path, train_folder, uninterrupted, kill_at):
     out = tmp_path / "run"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env = subprocess_env(MKL_NUM_THREADS="1")
     command = [sys.executable, "-m", "sscn.training.train", "--data-dir", str(train_folder), "--out-dir", str(out),
                *TRAIN_ARGS, "--steps", str(KILL_STEPS), "--ckpt-every", "1"]
     log = tmp_path / "stderr.txt"
@@ -985,8 +984,7 @@ def test_sigterm_during_save_keeps_the_previous_result(tmp_path, model_file, pho
     out.parent.mkdir()
     if earlier is not None:
         out.write_bytes(earlier)
-    env = {**os.environ, "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env = subprocess_env()
     argv = _colorize_argv(photos["target"], photos["reference"], model_file, out, *(["--overwrite"] if earlier else []))
     result = subprocess.run([sys.executable, "-c", SIGTERM_DURING_SAVE, *map(str, argv)],
                             env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)

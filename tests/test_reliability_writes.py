@@ -25,7 +25,7 @@ from sscn.apps import gallery
 from sscn.errors import SSCNError
 from sscn.models import SSCN, SSCNConfig
 
-from cli_support import assert_one_line_error, garble_middle, tiny_model_file, run_cli
+from cli_support import assert_one_line_error, garble_middle, run_cli, subprocess_env, tiny_model_file
 
 ROOT = Path(__file__).resolve().parents[1]
 # num_classes=2 and k = r = 4: the same network sscn train builds for the tiny runs below
@@ -60,11 +60,6 @@ def checksums(folder: Path) -> dict[str, str]:
     """SHA-256 of every file under ``folder`` (relative path -> digest)."""
     return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file() and not p.is_symlink()}
-
-
-def subprocess_env() -> dict:
-    return {**os.environ, "OMP_NUM_THREADS": "1",
-            "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import math
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,8 +24,8 @@ from PIL import Image
 from ..color import rgb_to_gray_l
 from ..errors import SSCNError
 from ..evaluation.pairs import gray_descriptor
-from ..io.data import IMAGE_EXTENSIONS, cache_dir, is_gray, load_image, resize_center_crop
-from ..io.files import open_regular, write_atomic
+from ..io.data import IMAGE_EXTENSIONS, cache_dir, file_hash, is_gray, load_image, resize_center_crop
+from ..io.files import open_regular, same_file, write_atomic
 from ..models.pretrained import BUNDLED_PRETRAIN, pretrained_classifier
 from ..training.pretrain import as_gray
 
@@ -74,7 +73,7 @@ class ReferenceFinder:
         self.folder, self.size, self.meaning_weight = Path(folder), size, meaning_weight
         checkpoint = BUNDLED_PRETRAIN if str(pretrained) == "bundled" else Path(pretrained)
         self.classifier, _ = pretrained_classifier(checkpoint)
-        self._encoder_id = _digest_file(checkpoint)
+        self._encoder_id = file_hash(checkpoint)
         paths = folder_photos(self.folder)
         self.cache_path = _cache_path(self.folder, self._encoder_id, size) if cache else None
         self.paths, self.meaning, self.luminance, self.digests, self.reads, skipped = self._features(paths, progress)
@@ -121,7 +120,7 @@ class ReferenceFinder:
                     meaning, luminance = self.describe(torch.stack([rgb for _, rgb in usable]))
                     for i, (path, _) in enumerate(usable):
                         keep[path] = {"stamp": stamps[path], "usable": True, "meaning": meaning[i].clone(),
-                                      "luminance": luminance[i].clone(), "digest": _digest_file(path)}
+                                      "luminance": luminance[i].clone(), "digest": file_hash(path)}
                 bar.update(len(batch))
             bar.close()
             self._write_cache(keep)
@@ -142,7 +141,7 @@ class ReferenceFinder:
             raise SSCNError(f"top={top!r}; pass a whole number >= 1")
         digest, same = None, None
         if isinstance(target, (str, Path)):
-            same, digest = Path(target), _digest_file(target)
+            same, digest = Path(target), file_hash(target)
             target = load_image(target)
         elif isinstance(target, Image.Image):
             target = torch.from_numpy(np.array(target.convert("RGB"))).permute(2, 0, 1).float() / 255
@@ -154,7 +153,7 @@ class ReferenceFinder:
         score, meaning_sim, luminance_sim = (x[0] for x in self.scores(meaning, luminance))
         excluded = torch.zeros(len(self.paths), dtype=torch.bool)
         for i, path in enumerate(self.paths):
-            if self.digests[i] == digest or (same is not None and _same_file(path, same)):
+            if self.digests[i] == digest or (same is not None and same_file(path, same)):
                 excluded[i] = True
         score = score.masked_fill(excluded, -math.inf)
         order = torch.argsort(score, descending=True, stable=True)[:top]
@@ -209,21 +208,6 @@ def find_reference(target, folder: str | Path, top: int = 1, **options) -> list[
 def _stamp(path: Path) -> list[int]:
     info = path.stat()
     return [info.st_size, info.st_mtime_ns, info.st_ino]
-
-
-def _digest_file(path) -> str:
-    digest = hashlib.sha256()
-    with open_regular(path, "file") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        return os.path.samefile(a, b)
-    except OSError:
-        return False
 
 
 def _cache_path(folder: Path, encoder_id: str, size: int) -> Path:

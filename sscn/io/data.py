@@ -628,7 +628,7 @@ def sample_folder(dest=None) -> Path:
 def file_hash(path, algorithm: str = "sha256", chunk: int = 1 << 20) -> str:
     """Hex digest of a file (``"sha256"`` or ``"md5"``)."""
     digest = hashlib.new(algorithm)
-    with open(path, "rb") as handle:
+    with open_regular(path, "file") as handle:  # a pipe or device would never end
         for block in iter(lambda: handle.read(chunk), b""):
             digest.update(block)
     return digest.hexdigest()

@@ -57,7 +57,8 @@ def open_regular(path: str | Path, what: str) -> BinaryIO:
         raise
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file (a hard link or another spelling included)."""
     try:
         return os.path.samefile(a, b)
     except OSError:  # one of them does not exist (yet)
@@ -83,7 +84,7 @@ def check_output(path: str | Path, inputs: Iterable[tuple[str, str | Path]] = ()
         raise SSCNError(f"{flag} {text!r} names a folder; pass a file name")
     path = Path(path)
     for role, source in inputs:
-        if source is not None and _same_file(path, Path(source)):
+        if source is not None and same_file(path, Path(source)):
             raise SSCNError(f"{flag} {path} is the {role}; the result must not replace an input, choose another {flag}")
     for data_flag, folder in protected:
         if folder is not None and _inside(path, Path(folder)):
