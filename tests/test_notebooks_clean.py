@@ -70,3 +70,17 @@ def test_sources_are_jupytext_percent_scripts_paired_with_the_notebooks():
     for path in NOTEBOOKS:
         source = jupytext.read(ROOT / "notebooks" / "src" / (path.stem + ".py"), fmt="py:percent")
         assert build_notebooks.cell_signature(source) == build_notebooks.cell_signature(nbformat.read(path, as_version=4))
+
+
+def test_data_flag_sets_data_dir_and_the_stored_notebook_names_no_folder(tmp_path):
+    """``--data DIR`` finds the notebooks with a ``data_dir`` parameter, and the built notebook writes
+    DIR as ``DATA/<name>`` in its outputs (the injected ``# Parameters`` cell never reaches it)."""
+    sources = {p.name[:2]: build_notebooks.read_source(p) for p in sorted((ROOT / "notebooks" / "src").glob("*.py"))}
+    assert build_notebooks.has_parameter(sources["04"], "data_dir") is not None
+    assert build_notebooks.has_parameter(sources["01"], "data_dir") is None
+    data = tmp_path / "imagenette-144"
+    data.mkdir()
+    cell = nbformat.v4.new_code_cell("print(data_dir)")
+    cell.outputs = [nbformat.v4.new_output("stream", text=f"{data}/val/n01440764/x.jpg\n")]
+    cleaned = build_notebooks.clean(nbformat.v4.new_notebook(cells=[cell]), build_notebooks.data_places(data))
+    assert cleaned.cells[0].outputs[0]["text"] == "DATA/imagenette-144/val/n01440764/x.jpg\n"

@@ -320,3 +320,14 @@ def test_gallery_command_refuses_to_replace_a_file(tmp_path, capsys):
     assert main(["gallery", "-o", str(existing), "--no-progress"]) == 2
     assert "--overwrite" in capsys.readouterr().err and existing.read_bytes() == b"not yours"
     assert main(["gallery", "-o", str(tmp_path / "g.txt"), "--no-progress"]) == 2
+
+
+def test_the_final_column_says_which_attention_made_it():
+    from sscn.apps.viz import final_title
+    from sscn.models import SSCN, SSCNConfig
+
+    sparse = SSCN(SSCNConfig(width=0.125, num_classes=3, k=16, r=8))
+    assert final_title(sparse) == "final (SSCN, sparse k=16, r=8)" and final_title(sparse, short=True) == "final (sparse)"
+    sparse.config.dense = True
+    assert final_title(sparse) == "final (SSCN, dense)" and final_title(sparse, short=True) == "final (dense)"
+    assert final_title(None) == "final (SSCN)"

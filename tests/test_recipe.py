@@ -33,7 +33,8 @@ def test_recipes_are_valid_configs():
         cfg = train_config(name, encoder_from="x")
         cfg.validate()
         assert cfg.steps * cfg.batch_size == 104_000  # the legacy model's budget
-        assert cfg.freeze_encoder == (name == "semantic")  # the bundled network predates the pre-stage
+        assert cfg.freeze_encoder == (name != "legacy")  # the legacy network predates the pre-stage
+    assert TRAIN["bundled"] == TRAIN["semantic"] and PRETRAIN["bundled"] == PRETRAIN["semantic"]  # what ships
 
 
 def test_the_cpu_recipe_runs_end_to_end_and_resumes(stripes, tmp_path, one_thread):
@@ -49,7 +50,12 @@ def test_the_cpu_recipe_runs_end_to_end_and_resumes(stripes, tmp_path, one_threa
     model = load_model(bundle / "sscn.pt")
     recipe = json.loads((bundle / "recipe.json").read_text())
     assert model.config.width == recipe["train"]["width"] and model.config.dense is False
-    assert shipped["train_config"]["freeze_encoder"] and shipped["train_config"]["encoder_from"].endswith("last.pt")
+    assert shipped["train_config"]["freeze_encoder"] and shipped["train_config"]["encoder_from"] == "RUN/pre/last.pt"
+    # what ships names no folder of the machine that trained it: the run is RUN, the data DATA
+    assert shipped["train_config"]["data_dir"] == f"DATA/{stripes.name}"
+    assert read_pretrained(bundle / "pretrain.pt")["config"]["out_dir"] == "RUN/pre"
+    for name in BUNDLE - {"pretrain.pt", "sscn.pt"}:
+        assert str(tmp_path) not in (bundle / name).read_text() and str(stripes) not in (bundle / name).read_text(), name
     # its encoder is the pre-stage's, unchanged by training (frozen)
     pre_model, classes = pretrained_classifier(bundle / "pretrain.pt")
     assert classes == shipped["classes"] == ["class0", "class1", "class2"]

@@ -247,7 +247,9 @@ def test_notebook_07_under_papermill(tmp_path, cache_home, monkeypatch):
     metrics = tmp_path / "metrics.json"
     papermill.execute_notebook(
         str(ROOT / "notebooks" / "07_training.ipynb"), str(tmp_path / "out.ipynb"),
+        # from scratch: the notebook's default pre-stage (the shipped one) has width 0.25 and Imagenette's classes
         parameters=dict(data_dir="samples", image_size=32, width=0.125, batch_size=4, steps=40, lr=1e-3, k=4, r=4,
+                        encoder_from="", freeze_encoder=False,
                         val_every=20, val_images=4, log_every=5, num_workers=0, threads=1, n_samples=2,
                         out_dir=str(tmp_path / "run"), metrics_json=str(metrics)),
         kernel_name="python3", progress_bar=False, cwd=str(tmp_path),
@@ -291,6 +293,7 @@ def notebook_cells(path):
     ("steps = 10.0", "training parameter steps must be an int"),
     ("threads = -1", "notebook parameter threads"),
     ("metrics_json = ''", "notebook parameter metrics_json"),
+    ("encoder_from = ''", "training parameter freeze_encoder must be used with encoder_from"),  # frozen by default
 ])
 def test_notebook_07_rejects_a_bad_parameter_in_its_first_cell(tmp_path, monkeypatch, override, message):
     """The cell after ``parameters`` (where papermill injects its values) validates them before any work."""

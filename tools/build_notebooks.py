@@ -6,6 +6,7 @@
     python tools/build_notebooks.py --check       # fail if a committed notebook is not clean or not built from its source
     python tools/build_notebooks.py --smoke --out-dir /tmp/nb   # time a run without touching notebooks/
     python tools/build_notebooks.py --text-only 05  # new text, same code: keep the stored outputs
+    python tools/build_notebooks.py --data DATA/imagenette-144 04   # run 04 with its data_dir set to that folder
 
 The sources ``notebooks/src/NN_topic.py`` are jupytext percent scripts, paired with
 ``notebooks/NN_topic.ipynb`` by ``notebooks/jupytext.toml``: with jupytext installed, Jupyter
@@ -14,10 +15,20 @@ tool only adds what jupytext does not do: it executes the notebook in the mode i
 states (``**Stored outputs: full run**`` or ``**Stored outputs: smoke run**``), strips
 execution counts, timing metadata and machine paths so the committed notebooks diff well and
 reveal nothing local, and writes the repository's Colab links (``REPOSITORY`` below).
+
+``--data DIR`` sets the ``data_dir`` parameter of each notebook built that has one, the way
+``papermill -p data_dir DIR`` would: a cell starting ``# Parameters`` that assigns it runs
+right after the ``parameters`` cell, so the smoke switch keeps it too
+(``sscn.apps.notebook.explicit_parameters``). That cell is removed again before the notebook
+is written, and every mention of DIR in the outputs is written ``DATA/<its name>``, so the
+stored notebook names no folder of the machine; its first cell should say which data its
+outputs come from. The folder is only read. Name the notebooks: 04 and 08 read photos from
+it, but 07 *trains* on its ``data_dir``, so ``--data`` with 07 starts a real training run.
 """
 from __future__ import annotations
 
 import argparse
+import ast
 import hashlib
 import json
 import os
@@ -42,6 +53,7 @@ INSTALL_URL = re.compile(r"git\+https://github\.com/[\w.-]+/[\w.-]+?(?=[\"'@ ])"
 REPO_FILE = re.compile(r"https://github\.com/[\w.-]+/[\w.-]+/(blob|tree)/main/(?=(sscn|docs|notebooks|tools)/)")
 STORED = re.compile(r"\*\*Stored outputs: (full|smoke) run\*\*")
 MACHINE_PATH = re.compile(r"(/(?:work|tmp|root|home)/[^\s'\"\\]*)")
+DATA_PARAMETER = "data_dir"  # the parameter that --data sets
 
 
 def with_repository(text: str) -> str:
@@ -79,11 +91,20 @@ def cell_signature(nb) -> list[tuple]:
             for c in nb["cells"]]
 
 
-def clean(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+def clean(nb: nbformat.NotebookNode, replace: dict[str, str] | None = None) -> nbformat.NotebookNode:
     """Strip execution counts, timing metadata and machine paths; keep the outputs.
 
-    Cell ids are derived from the cells' text, so a rebuild that changes nothing changes no id.
+    ``replace``: more text to rewrite in the outputs before the machine paths are shortened
+    (``--data``'s folder -> ``DATA/<name>``). Cell ids are derived from the cells' text, so a
+    rebuild that changes nothing changes no id.
     """
+    replace = replace or {}
+
+    def scrub(text: str) -> str:
+        for old, new in replace.items():
+            text = text.replace(old, new)
+        return MACHINE_PATH.sub(_short_path, text)
+
     for key in ("papermill", "widgets", "jupytext"):
         nb.metadata.pop(key, None)
     seen: dict[str, int] = {}
@@ -100,10 +121,10 @@ def clean(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
             if "execution_count" in out:
                 out["execution_count"] = None
             if out.get("output_type") == "stream":
-                out["text"] = MACHINE_PATH.sub(_short_path, out["text"])
+                out["text"] = scrub(out["text"])
             for key, value in list(out.get("data", {}).items()):
                 if key.startswith("text/") and isinstance(value, str):
-                    out["data"][key] = MACHINE_PATH.sub(_short_path, value)
+                    out["data"][key] = scrub(value)
             # widget views reference kernel state that is gone once the file is saved
             out.get("data", {}).pop("application/vnd.jupyter.widget-view+json", None)
     return nb
@@ -141,11 +162,32 @@ def problems(path: Path) -> list[str]:
     return found
 
 
-def build(src: Path, mode: str | None, timeout: int, out_dir: Path = OUT) -> tuple[Path, str, float, float]:
+def has_parameter(nb: nbformat.NotebookNode, name: str) -> int | None:
+    """The index of the ``parameters`` cell when it assigns ``name``; None otherwise."""
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
+            tree = ast.parse(cell.source)
+            assigned = {t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets
+                        if isinstance(t, ast.Name)}
+            return index if name in assigned else None
+    return None
+
+
+def data_places(data: Path) -> dict[str, str]:
+    """How ``data`` is written in a stored notebook: ``DATA/<its name>``, whichever spelling the run printed."""
+    # absolute spellings only: a short relative one ("data") could match any word of an output
+    shown = f"DATA/{data.resolve().name}"
+    return {spelling: shown for spelling in sorted({str(data.resolve()), str(data.absolute())}, key=len, reverse=True)}
+
+
+def build(src: Path, mode: str | None, timeout: int, out_dir: Path = OUT,
+          data: Path | None = None) -> tuple[Path, str, float, float]:
     """Execute one source and write the cleaned notebook.
 
-    Returns (path, mode used, wall seconds, CPU seconds of the kernel): on a shared machine
-    the wall time depends on the load, the kernel's CPU time much less.
+    ``data``: the value of the notebook's ``data_dir`` parameter for this run (``--data``);
+    ignored when the notebook has no such parameter. Returns (path, mode used, wall seconds,
+    CPU seconds of the kernel): on a shared machine the wall time depends on the load, the
+    kernel's CPU time much less.
     """
     text = with_repository(src.read_text())
     if text != src.read_text():
@@ -154,6 +196,13 @@ def build(src: Path, mode: str | None, timeout: int, out_dir: Path = OUT) -> tup
     mode = mode or stored_mode(nb)
     if mode is None:
         raise SystemExit(f"{src.name}: its first cell must say '**Stored outputs: full run**' or '... smoke run**'")
+    injected = None
+    where = has_parameter(nb, DATA_PARAMETER) if data is not None else None
+    if where is not None:
+        # papermill's form: sscn.apps.notebook.explicit_parameters reads it, so smoke mode keeps the value
+        # absolute: the kernel runs in notebooks/, not where the command was typed
+        injected = nbformat.v4.new_code_cell(f"# Parameters\n{DATA_PARAMETER} = {str(data.resolve())!r}\n")
+        nb.cells.insert(where + 1, injected)
     env_before = os.environ.get("SSCN_SMOKE")
     os.environ["SSCN_SMOKE"] = "1" if mode == "smoke" else "0"
     start, used_before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -169,7 +218,9 @@ def build(src: Path, mode: str | None, timeout: int, out_dir: Path = OUT) -> tup
     cpu_seconds = (used_after.ru_utime - used_before.ru_utime) + (used_after.ru_stime - used_before.ru_stime)
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / (src.stem + ".ipynb")
-    nbformat.write(clean(nb), target)
+    if injected is not None:
+        del nb.cells[where + 1]  # the injected cell: the stored notebook holds exactly its source's cells
+    nbformat.write(clean(nb, data_places(data) if injected is not None else None), target)
     return target, mode, seconds, cpu_seconds
 
 
@@ -209,7 +260,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="update the text from the source and keep the stored outputs (no code cell may change)")
     parser.add_argument("--out-dir", type=Path, default=OUT, help="where to write the notebooks (default: notebooks/)")
     parser.add_argument("--timeout", type=int, default=1800, help="seconds per cell")
+    parser.add_argument("--data", type=Path, default=None, metavar="DIR",
+                        help="set data_dir to DIR in the notebooks built that have that parameter "
+                        "(e.g. the Imagenette root for 04); the folder is only read")
     args = parser.parse_args(argv)
+    if args.data is not None:
+        if not args.data.is_dir():
+            parser.error(f"--data {args.data}: not a folder")
+        if args.out_dir.resolve().is_relative_to(args.data.resolve()):
+            parser.error("--out-dir lies inside --data; the data folder is only read")
+        if args.check or args.text_only:
+            parser.error("--data only applies to a build that executes the notebooks")
     if args.check:
         bad = {p.name: problems(p) for p in sorted(OUT.glob("*.ipynb"))}
         bad = {k: v for k, v in bad.items() if v}
@@ -224,7 +285,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  -> {refresh(src, args.out_dir).name} (text updated, stored outputs kept)")
             continue
         print(f"building {src.name}", flush=True)
-        target, used, seconds, cpu_seconds = build(src, args.mode, args.timeout, args.out_dir)
+        if args.data is not None and has_parameter(read_source(src), DATA_PARAMETER) is not None:
+            print(f"  {DATA_PARAMETER} = DATA/{args.data.resolve().name}", flush=True)
+        target, used, seconds, cpu_seconds = build(src, args.mode, args.timeout, args.out_dir, args.data)
         shown = target.relative_to(ROOT) if target.is_relative_to(ROOT) else target
         print(f"  -> {shown} ({used} run, {seconds:.0f} s wall, {cpu_seconds:.0f} s CPU)", flush=True)
     return 0

@@ -1,7 +1,7 @@
 """Plot the loss and validation PSNR of one or more training runs (their metrics.jsonl).
 
-    python tools/plot_metrics.py docs/training/bundled_run_metrics.jsonl \
-        docs/training/longer_run_metrics.jsonl -o docs/training/curves.png
+    python tools/plot_metrics.py docs/training/legacy_run_metrics.jsonl \
+        docs/training/longer_run_metrics.jsonl -o docs/training/legacy_curves.png
 """
 from __future__ import annotations
 

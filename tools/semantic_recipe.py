@@ -44,20 +44,34 @@ def half(state: dict) -> dict:
     return {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
 
 
-def bundle_pretrain(src: Path, dst: Path) -> None:
+def portable(value, places: dict[str, str]):
+    """``value`` with each path that starts with a key of ``places`` spelt from its name instead
+    (``/home/me/runs/x/pre/last.pt`` -> ``RUN/pre/last.pt``): what ships names no machine's folders."""
+    if isinstance(value, dict):
+        return {k: portable(v, places) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(portable(v, places) for v in value)
+    if isinstance(value, str):
+        for prefix, name in places.items():
+            if value == prefix or value.startswith(prefix.rstrip("/") + "/"):
+                return name + value[len(prefix.rstrip("/")):]
+    return value
+
+
+def bundle_pretrain(src: Path, dst: Path, places: dict[str, str] | None = None) -> None:
     ckpt = read_pretrained(src)
-    save_atomic({"model": half(ckpt["model"]), **{k: ckpt[k] for k in ("config", "classes", "step", "kind", "history")}},
-                dst)
+    kept = portable({k: ckpt[k] for k in ("config", "classes", "step", "kind", "history")}, places or {})
+    save_atomic({"model": half(ckpt["model"]), **kept}, dst)
 
 
-def bundle_sscn(src: Path, dst: Path, dense: bool | None = None) -> None:
+def bundle_sscn(src: Path, dst: Path, dense: bool | None = None, places: dict[str, str] | None = None) -> None:
     """The shipped form of a training ``last.pt``; ``dense`` sets the inference default in its config."""
     ckpt = read_checkpoint(src)
     config = dict(ckpt["config"])
     if dense is not None:
         config["dense"] = dense
-    save_atomic({"model": half(ckpt["model"]), "config": config,
-                 **{k: ckpt[k] for k in ("train_config", "classes", "history", "step")}}, dst)
+    kept = portable({k: ckpt[k] for k in ("train_config", "classes", "history", "step")}, places or {})
+    save_atomic({"model": half(ckpt["model"]), "config": config, **kept}, dst)
 
 
 def run(args) -> dict:
@@ -93,19 +107,35 @@ def run(args) -> dict:
     print(f"sscn: {sscn['steps']} of {train_cfg.steps} steps, {sscn['precision']}, {time.time() - started:.0f} s in all",
           flush=True)
     if args.bundle:
-        write_bundle(out, Path(args.bundle), dense=args.dense)
+        write_bundle(out, Path(args.bundle), dense=args.dense, data=Path(args.data))
     return {"pretrain": pre, "sscn": sscn}
 
 
-def write_bundle(out: Path, dest: Path, dense: bool | None = None) -> None:
+def write_bundle(out: Path, dest: Path, dense: bool | None = None, data: Path | None = None) -> None:
+    """The shipped files of the run in ``out``; its folder is spelt ``RUN`` in them, and the data's
+    folder (``data``: the one trained on) ``DATA``, as the model card writes them."""
+    places = {str(out.resolve()): "RUN", str(out): "RUN"}
+    if data is not None:
+        places.update({str(data.resolve().parent): "DATA", str(data.parent): "DATA"})
+    places = {k: v for k, v in places.items() if k not in (".", "/", "")}
     dest.mkdir(parents=True, exist_ok=True)
-    bundle_pretrain(out / "pre" / "last.pt", dest / "pretrain.pt")
-    bundle_sscn(out / "sscn" / "last.pt", dest / "sscn.pt", dense)
+    bundle_pretrain(out / "pre" / "last.pt", dest / "pretrain.pt", places)
+    bundle_sscn(out / "sscn" / "last.pt", dest / "sscn.pt", dense, places)
     for stage, prefix in (("pre", "pretrain"), ("sscn", "sscn")):
         for name in ("metrics.jsonl", "summary.json"):
-            shutil.copyfile(out / stage / name, dest / f"{prefix}_{name}")
-    shutil.copyfile(out / "recipe.json", dest / "recipe.json")
+            _copy_portable(out / stage / name, dest / f"{prefix}_{name}", places)
+    _copy_portable(out / "recipe.json", dest / "recipe.json", places)
     print(f"bundled into {dest}: {', '.join(BUNDLE_FILES)}")
+
+
+def _copy_portable(src: Path, dst: Path, places: dict[str, str]) -> None:
+    """A JSON or JSON-lines file with its paths made portable (:func:`portable`)."""
+    lines = src.read_text().splitlines()
+    if src.suffix == ".jsonl":
+        text = "".join(json.dumps(portable(json.loads(line), places)) + "\n" for line in lines if line.strip())
+    else:
+        text = json.dumps(portable(json.loads("\n".join(lines)), places), indent=2) + "\n"
+    dst.write_text(text)
 
 
 def _device_name(device: str) -> str:

@@ -2,7 +2,7 @@
 # # 05 · Semantic-sparse attention and the LDT decoder: the fine stage, and the whole network
 #
 # [Open in Colab](https://colab.research.google.com/github/sscn-course/sscn/blob/main/notebooks/05_semantic_sparse_attention.ipynb)
-# · CPU only · full run about 15 s to 1 min, smoke run about 15 s of CPU time on a 2-core CPU
+# · CPU only · full run about 10 s, smoke run about 15 s of CPU time on a 2-core CPU
 # · words in *italics* are explained in the [glossary](00_overview.ipynb#Glossary)
 #
 # **Stored outputs: full run**, with the bundled trained checkpoint
@@ -290,7 +290,7 @@ print("bundled model's similarity:", model.config.similarity)
 #   the decoder's output only.
 #
 # We draft the decoder with the trained layers of the bundled model's `LDTDecoder`, on the
-# dense attention of section 2 (the bundled model's default).
+# dense attention of section 2.
 
 # %%
 decoder = model.ldt
@@ -341,17 +341,21 @@ show_image(axes[0], gray_l_to_rgb(gray_l)[0], "gray target")
 for ax, (name, ab) in zip(axes[1:], stages.items()):
     rgb = lab_norm_to_rgb(join_lab(gray_l, ab))[0]
     show_image(ax, rgb, f"{name}\n{psnr(rgb, truth):.1f} dB")
+    print(f"{name:>29}: {psnr(rgb, truth):.1f} dB")
 show_image(axes[4], truth, "ground truth")
 plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# On a TPS warp of the target itself the reference holds exactly the right colours, and
-# each stage already gets close: the colours the dense attention moved score 35.8 dB on
-# their own, the histogram head's mean colour 34.0 dB (it works on the coarser token grid,
-# and the mean of a distribution is a little paler than its modes), and the decoder's
-# final result 36.1 dB. The decoder's part here is to bring the colours to full
-# resolution along the edges of L; exercise 5.2 asks what it does without the attention.
+# On a TPS warp of the target itself the reference holds exactly the right colours. The
+# colours the dense attention moved score <span class="out">36.1 dB</span> on their own,
+# the histogram head's mean colour <span class="out">33.1 dB</span> (it works on the
+# coarser token grid, and the mean of a distribution is paler than its modes), and the
+# decoder's final result <span class="out">36.2 dB</span>, hardly more than the moved
+# colours alone. The decoder's part is to bring the colours to full resolution along the
+# edges of L, and to fall back on the coarse colours where the match is poor. (With the
+# legacy model: 35.8, 34.0 and 36.1 dB.) Exercise 5.2 asks
+# what the decoder does without the attention.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -367,9 +371,10 @@ print("histogram head: Q =", hist_draft.shape[1], "bins, as many as sscn.bins.de
 # token selection (notebook 04), the tokens, the attention and the decoder (this
 # notebook). Wired together they are `SSCN.forward`:
 #
-# 1. $F_{I_r} = E(I_r)$, five levels of the reference (given as normalised Lab, turned
-#    back into sRGB for the encoder);
-# 2. the coarse stage: $ab_c = \mathrm{GCT}(L, F^5_{I_r})$, $I_c = (L, ab_c)$;
+# 1. $F_{I_r} = E(I_r)$, every level of the reference (six for the bundled model, five for
+#    the legacy one; given as normalised Lab, turned back into sRGB for the encoder);
+# 2. the coarse stage: $ab_c = \mathrm{GCT}(L, F^{s}_{I_r})$ with $s$ the style's level
+#    (6 for the bundled model, 5 for the legacy one), $I_c = (L, ab_c)$;
 # 3. the CAM of the predicted class (the true one while training) on $F^5_{I_r}$, at
 #    $H/4 \times W/4$;
 # 4. $F_{I_c} = E(I_c)$ with the *same* encoder, and the tokens of both images;
@@ -406,21 +411,28 @@ show_image(axes[0], gray_l_to_rgb(gray_l)[0], f"gray: {psnr(gray_l_to_rgb(gray_l
 for ax, (name, ab) in zip(axes[1:], results.items()):
     rgb = lab_norm_to_rgb(join_lab(gray_l, ab))[0]
     show_image(ax, rgb, f"{name}: {psnr(rgb, truth):.1f} dB")
+    print(f"{name:>22}: {psnr(rgb, truth):.1f} dB")
 show_image(axes[4], truth, "ground truth")
 plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# The coarse stage alone (30.9 dB) gives the whole face the reference's browns, eyes
-# included. Sparse attention at the training setting (k = r = 64, 32.7 dB) fixes most of
-# the fur but leaves the eyes brownish: none of its 128 tokens lies on an eye, so the
-# query on the eye put 0.99 of its weight on one token by the nose (section 3). Dense
-# attention (36.1 dB) finds the eyes and gets their yellow-green right.
+# The coarse stage alone scores <span class="out">22.2 dB</span>, sparse attention at the
+# training setting (k = r = 64) <span class="out">32.6 dB</span> and dense attention
+# <span class="out">36.2 dB</span>. The coarse result is a pale, nearly gray cat with
+# gray-brown eyes. Sparse attention gets the brown fur and the nose, but not the eyes,
+# which come out brown instead of yellow-green: the 64 top-CAM tokens of section 3 all
+# lie on the bridge of the nose and the muzzle, none on an eye, so only the few random
+# tokens near the eyes offer eye colours. Dense attention gets the yellow-green eyes, and its result is hard to tell
+# from the ground truth.
+# (The legacy model's coarse stage gave the whole face the reference's browns, eyes
+# included; at k = r = 64 none of its 128 tokens lay on an eye and the eyes stayed
+# brownish; dense attention found the eyes and got their yellow-green right.)
 #
-# The checkpoint's config chooses the mode when a call does not (`model.config.dense`;
-# the bundled one attends densely), which is why the calls above pass `dense=`. The
-# check below compares the assembled pass with the package's, and names the model the
-# figures come from.
+# The checkpoint's config chooses the mode when a call does not (`model.config.dense`,
+# printed at the top; the legacy model attends densely), which is why the calls above
+# pass `dense=`. The check below compares the assembled pass with the package's, and
+# names the model the figures come from.
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -539,9 +551,10 @@ plt.show()
 # %% [markdown]
 # Measured on a shared 2-core CPU while other jobs ran, so the times vary from run to
 # run (the memory does not). At 64 px, where k + r = 128 is half of the 256 tokens, the
-# selection costs more than it saves and sparse attention is no faster; the gap opens
-# as $N$ grows, and at 256 px dense attention took about 22 times the time and 18 times
-# the memory of sparse attention in the stored run.
+# selection costs nearly as much as it saves and sparse attention is barely faster
+# (<span class="out">1.2x time</span>); the gap opens as $N$ grows, and at 256 px the
+# stored run prints <span class="out">24.4x time</span> and
+# <span class="out">18.1x memory</span> for dense over sparse attention.
 #
 # ## 9. Which similarity: cosine with a learned temperature, not dot / sqrt(d)
 #
@@ -628,12 +641,18 @@ for picture in (pictures[0], pictures[-1]):
     display(Image(data=picture))
 
 # %% [markdown]
-# What to notice: in the first view the 16 top-CAM tokens all sit around the nose and
-# the mouth, so the query point on the left eye can only attend to one of them, and the
-# eye of the result comes out brownish pink. In the last view (dense attention) the
-# query attends to the reference's two eyes, the only places that look like it, and the
-# eye gets its yellow-green. This checkpoint's CAM ranks the nose highest, not the eyes;
-# exercise 5.1 measures which k and r are enough.
+# What to notice: where the 16 top-CAM tokens of the first view sit, whether any of them
+# lies on an eye that the query point on the left eye could attend to, and what colour
+# the eye of the result gets; in the last view (dense attention) the query may attend to
+# the reference's two eyes, the places that look most like it.
+# For the bundled model, the 16 top-CAM tokens of the first view all sit on the nose,
+# none on an eye; the query attends to the nose, and both eyes of the result come out
+# reddish brown, the nose's colour. In the dense view the query attends to a place on the
+# rim of the same eye in the reference, and the eyes get their yellow-green, as in the
+# ground truth.
+# (The legacy model's CAM ranked the nose and the mouth highest, so in the first view
+# the eye came out brownish pink, and only dense attention gave it its yellow-green.)
+# Exercise 5.1 measures which k and r are enough.
 #
 # ## Conclusion
 #
@@ -647,12 +666,16 @@ for picture in (pictures[0], pictures[-1]):
 #   strides 8, 4, 2 and 1; its histogram head predicts a distribution over the ab bins at
 #   the token grid, its ab head the final colours. Assembled with the coarse stage and
 #   the CAM, the parts give exactly `SSCN.forward`.
-# - Sparsity is a bet on the CAM. With the bundled checkpoint, dense attention scores
-#   higher at inference (34.20 against 31.05 dB on 1,500 Imagenette validation photos
-#   with TPS references, same weights; notebook 08), while the paper reports sparse
-#   ahead at 256 px. The checkpoint is trained sparse (k = r = 64) and attends densely
-#   at inference by default (`model.config.dense`; `sscn colorize --sparse` or
-#   `dense=False` switch).
+# - Sparsity is a bet on the CAM. With the legacy checkpoint, whose CAM had not learned,
+#   dense attention scored higher at inference (34.20 against 31.05 dB on 1,500
+#   Imagenette validation photos with TPS references, same weights), while the paper
+#   reports sparse ahead at 256 px. The bundled checkpoint's CAM comes from a trained
+#   classifier (notebook 04), yet dense attention is ahead by more still: 34.21 against
+#   30.86 dB for sparse (notebook 08, the model card), and its top-CAM tokens beat random
+#   ones by only 0.07 dB on the object region (notebook 04). Both are trained
+#   sparse (k = r = 64); which mode a checkpoint uses at inference is in its config
+#   (`model.config.dense`; `sscn colorize --sparse` or `--dense`, and `dense=` in code,
+#   switch).
 # - The bundled model compares tokens by cosine similarity over a learned temperature,
 #   which learned the correspondence much faster than the printed dot product: a
 #   deviation from Formula 2, which `similarity="dot"` restores.
@@ -666,10 +689,10 @@ for picture in (pictures[0], pictures[-1]):
 # %% [markdown]
 # ### Exercise 5.1
 #
-# The explorer's first view gives the cat's eye the wrong colour. Measure it: take the
-# mean a, b over a 5 x 5 window around the query point, for the ground truth and for the
-# result with several (k, r) and with dense attention. Which settings fix the eye, and
-# why do the top-CAM tokens alone not? (`model.prepare` runs everything before the
+# Does the explorer's first view give the cat's eye the right colour? Measure it: take
+# the mean a, b over a 5 x 5 window around the query point, for the ground truth and for
+# the result with several (k, r) and with dense attention. Which settings get the eye
+# right, and what does that say about where the CAM's top tokens lie? (`model.prepare` runs everything before the
 # selection once; `model.fine(prepared, indices)` runs the attention and the decoder.)
 
 # %% tags=["solution"]
@@ -693,15 +716,20 @@ for settings in (dict(k=16, r=0), dict(k=64, r=64), dict(k=512, r=0), dict(k=0, 
     print(f"{label:>16}: a = {eye[0]:5.1f}, b = {eye[1]:5.1f}, off by {(eye - true_eye).norm():4.1f} ab units")
 
 # %% [markdown] tags=["solution"]
-# The top-CAM tokens never fix the eye, not even 512 of them (half the reference): the
-# eyes are not among the CAM's top half, otherwise the attention over those 512 tokens
-# would find them as dense attention does. Random tokens fix it once there are enough
-# of them to include an eye: 512 random tokens, or 256 + 256, bring it within 2 ab units
-# of the truth, like dense attention. The bundled model's own setting, k = r = 64,
-# leaves it 10.6 ab units off: with 128 of 1,024 tokens the chance that one lies on the
-# eye is small. This is the model card's finding in miniature: with a classifier that
-# barely learned, the semantic part of the selection adds little and the random part
-# does the work.
+# In the stored run the bundled model's own setting, k = r = 64, leaves the eye
+# <span class="out">6.7</span> ab units off, and dense attention
+# <span class="out">0.2</span>. 512 random tokens (k = 0) bring it within
+# <span class="out">1.6</span> and k = r = 256 within <span class="out">2.5</span>; the 512
+# top-CAM tokens alone (r = 0) leave it <span class="out">4.6</span> off, closer than the
+# 16 top ones (<span class="out">16.2</span>) but not as close as the same number of
+# random tokens.
+# The reading: if top-CAM tokens alone get the eye right, the eyes are among the CAM's
+# top tokens; if only random tokens do, once there are enough of them to include an eye,
+# the CAM ranks other places higher and the random part of the selection does the work.
+# The bundled model sits between the two, nearer the second: its CAM ranks the nose and
+# the muzzle highest (section 3), and random tokens do more for the eye than top-CAM ones.
+# The legacy model was clearly the second case: 512 top-CAM tokens left the eye 11.5 ab units off, 512 random ones brought it
+# within 1.0, and k = r = 64 left it 10.6 off.
 
 # %% [markdown]
 # ### Exercise 5.2
@@ -719,10 +747,15 @@ for name, attended_in in (("attended reference", dense_grid), ("zeros instead", 
 print(f"{'the coarse result alone':>31}: {psnr(lab_norm_to_rgb(join_lab(gray_l, ab_coarse))[0], truth):5.2f} dB")
 
 # %% [markdown] tags=["solution"]
-# Without the attended reference the decoder's result falls to 18.8 dB, about the gray
-# photo's score (18.6 dB) and far below the coarse result it is also given (30.9 dB). The
-# trained decoder takes its colours almost entirely from the attention: it never saw an
-# empty attention in training, so it has not learned to fall back on the coarse image.
+# Without the attended reference the decoder's result falls to
+# <span class="out">19.21 dB</span>, against <span class="out">36.22 dB</span> with it and
+# <span class="out">22.19 dB</span> for the coarse result it is also given: below the coarse
+# result, so the bundled decoder too takes its colours almost entirely from the
+# attention. (The legacy
+# model fell to 18.8 dB, about the gray photo's 18.6 dB and far below its coarse result's
+# 30.9 dB: it took its colours almost entirely from the attention.) A decoder that never
+# saw an empty attention in training has no reason to have learned to fall back on the
+# coarse image; how far the result falls says how much it relies on the attention.
 
 # %% [markdown]
 # ### Exercise 5.3

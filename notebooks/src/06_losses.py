@@ -446,8 +446,11 @@ print("drafted total == sscn.training.losses.sscn_loss:", torch.allclose(by_hand
 #
 # Each reference feature asks: is there a result feature that is clearly *its* match?
 # The features come from the project's own pre-stage classifier (`sscn pretrain`,
-# notebook 04), which saw colour and gray photos; no downloaded VGG weights are needed. Training uses it through
-# `sscn train --same-class-share 0.3 --w-cx 1`; the model card measures what it does.
+# notebook 04), which saw colour and gray photos and is also the bundled model's frozen
+# reference encoder; no downloaded VGG weights are needed. Training uses it through
+# `sscn train --same-class-share 0.3 --w-cx 1`; the legacy model's card
+# (`sscn/checkpoints/LEGACY_MODEL_CARD.md`) measures what it did in fine-tuning runs of
+# that model, with an earlier, 9-epoch pre-stage as the features.
 #
 # Score five candidate results for the gray cat against the cat in its own colours as
 # the reference: the colours themselves, the same colours moved 12 px to the right, half
@@ -508,17 +511,18 @@ print("draft == sscn.training.contextual.reference_contextual_loss:", torch.allc
 # %% [markdown]
 # Moving the colours by 12 px costs smooth-L1 about a quarter of what gray costs
 # (<span class="out">4.072</span> against <span class="out">15.294</span>), because every
-# pixel near an edge between two colours now has the wrong one; the contextual loss barely
-# notices (the same colours are still there, on the same kinds of texture). That is the
-# signal a different-photo reference needs: *use these colours*, not *put them exactly
-# here*. Gray and the other palette are the real departures, and they cost most at level
-# 5, where the classifier decides: it learned that colour is evidence of the class.
+# pixel near an edge between two colours now has the wrong one; the contextual loss does
+# not notice (the same colours are still there, on the same kinds of texture). That is
+# the signal a different-photo reference needs: *use these colours*, not *put them exactly
+# here*. The other palette is the real departure (<span class="out">0.144</span>), and it
+# costs most at level 5, where the classifier decides.
 #
-# Its limits are as plain. Half saturation is almost free (0.004): features trained to
-# classify gray and colour photos alike hardly see how saturated a colour is, so this loss
-# says "these hues, not those" and little about "how much". And it knows nothing of the
-# target's own colours, so training keeps smooth-L1 on every pair and adds the contextual
-# loss only where the reference is another photo.
+# Its limits are as plain. Half saturation is free (<span class="out">0.000</span>) and
+# even gray costs only <span class="out">0.008</span>: features trained to classify gray
+# and colour photos alike hardly see how saturated a colour is, or whether there is any,
+# so this loss says "these hues, not those" and little about "how much". And it knows
+# nothing of the target's own colours, so training keeps smooth-L1 on every pair and adds
+# the contextual loss only where the reference is another photo.
 #
 # ## Conclusion
 #

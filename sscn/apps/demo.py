@@ -64,12 +64,13 @@ def run_demo(out="sscn-demo.png", checkpoint=None, size: int = 256, show: bool =
 
     if not show:
         matplotlib.use("Agg")
-    from ..models.checkpoint import bundled_checkpoint, load_model
+    from ..models.checkpoint import bundled_checkpoint, checkpoint_path, load_model
     from ..io.files import check_output, write_atomic
     from .gallery import figure_format
-    from .viz import demo_figure
+    from .viz import demo_figure, final_title
 
     fmt = figure_format(out)
+    checkpoint = checkpoint_path(checkpoint)
     if checkpoint is None and bundled_checkpoint() is None:
         raise SSCNError(f"no bundled checkpoint in this installation ({lab_check()}); pass --checkpoint PATH")
     checks = {"inputs": [("checkpoint", checkpoint or bundled_checkpoint())], "flag": "--output"}
@@ -77,7 +78,7 @@ def run_demo(out="sscn-demo.png", checkpoint=None, size: int = 256, show: bool =
     with torch.no_grad():
         model = load_model(checkpoint)
         rows, times = demo_rows(model, size)
-    fig = demo_figure(rows)
+    fig = demo_figure(rows, final_title(model))
     write_atomic(out, lambda handle: fig.savefig(handle, format=fmt, dpi=80, bbox_inches="tight"), overwrite,
                  **checks)
     for row, seconds in zip(rows, times):

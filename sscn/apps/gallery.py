@@ -93,12 +93,13 @@ def colorize_rows(model, rows: list[dict], size: int = SIZE) -> list[dict]:
     return rows
 
 
-def gallery_figure(rows: list[dict], per_row: int = PAIRS_PER_ROW, panel: float = 1.45):
-    """``per_row`` pairs side by side, each four panels (:data:`COLUMNS`) under its title."""
+def gallery_figure(rows: list[dict], per_row: int = PAIRS_PER_ROW, panel: float = 1.45, final: str = COLUMNS[3]):
+    """``per_row`` pairs side by side, each four panels (:data:`COLUMNS`, the last titled ``final``) under its title."""
     from matplotlib.figure import Figure
 
     from .viz import to_image
 
+    columns = (*COLUMNS[:3], final)
     lines = max(1, -(-len(rows) // per_row))
     cols = per_row * len(COLUMNS)
     header = 0.42  # inches above the first row: the column titles over the first pair titles
@@ -113,7 +114,7 @@ def gallery_figure(rows: list[dict], per_row: int = PAIRS_PER_ROW, panel: float 
             if n < len(rows):
                 ax.imshow(to_image(rows[n][("gray", "reference", "coarse", "result")[j]]))
             if n < per_row:
-                ax.text(0.5, 1.17, COLUMNS[j], transform=ax.transAxes, ha="center", va="bottom", fontsize=8.5,
+                ax.text(0.5, 1.17, columns[j], transform=ax.transAxes, ha="center", va="bottom", fontsize=8.5,
                         color="0.25")
         if n < len(rows):
             axes[0].text(0.0, 1.03, rows[n]["title"], transform=axes[0].transAxes, ha="left", va="bottom",
@@ -151,11 +152,13 @@ def run_gallery(out="sscn-gallery.png", data=None, split: str = "val", checkpoin
 
     The figure never replaces the checkpoint or a file inside ``data``, nor an existing file
     unless ``overwrite``; it is written atomically. Autograd is off inside, and only inside."""
-    from ..models.checkpoint import bundled_checkpoint, load_model
+    from ..models.checkpoint import bundled_checkpoint, checkpoint_path, load_model
     from ..io.photos import open_photos
     from ..io.files import check_output
+    from .viz import final_title
 
     figure_format(out)
+    checkpoint = checkpoint_path(checkpoint)
     if checkpoint is None and bundled_checkpoint() is None:
         raise SSCNError("no bundled checkpoint in this installation; pass --checkpoint PATH")
     checks = {"inputs": [("checkpoint", checkpoint or bundled_checkpoint())],
@@ -171,6 +174,7 @@ def run_gallery(out="sscn-gallery.png", data=None, split: str = "val", checkpoin
         if not rows:
             raise SSCNError("no pairs to show: this scikit-image has no sample photos; pass --data DIR")
         model = load_model(checkpoint)
-        path = save_figure(gallery_figure(colorize_rows(model, rows, size)), out, overwrite=overwrite, **checks)
+        figure = gallery_figure(colorize_rows(model, rows, size), final=final_title(model, short=True))
+        path = save_figure(figure, out, overwrite=overwrite, **checks)
     print(f"{len(rows)} pairs; figure: {path}")
     return path

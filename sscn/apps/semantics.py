@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     from ..models.pretrained import pretrained_classifier
 
     parser = argparse.ArgumentParser(prog="python -m sscn.apps.semantics", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", default=None, help="SSCN checkpoint (default: the bundled one)")
+    parser.add_argument("--checkpoint", default=None, help="SSCN checkpoint, or legacy: the model bundled before the semantic run (default: the bundled one)")
     parser.add_argument("--pretrained", default="bundled",
                         help="pre-stage checkpoint that judges the object region (default: the bundled one)")
     parser.add_argument("--data", required=True, help="class folders of labelled photos (e.g. imagenette-144/val)")

@@ -34,10 +34,21 @@ def image_grid(rows: list[list[torch.Tensor | None]], col_titles: list[str], row
     return fig
 
 
-def demo_figure(rows: list[dict]):
-    """The demo's figure: gray target, reference, coarse, final, ground truth per pair."""
+def final_title(model=None, short: bool = False) -> str:
+    """The final column's title: which attention made it (dense, or sparse with its k and r)."""
+    if model is None:
+        return "final (SSCN)"
+    config = model.config
+    if short:
+        return "final (dense)" if config.dense else "final (sparse)"
+    return "final (SSCN, dense)" if config.dense else f"final (SSCN, sparse k={config.k}, r={config.r})"
+
+
+def demo_figure(rows: list[dict], final: str = "final (SSCN)"):
+    """The demo's figure: gray target, reference, coarse, final (titled ``final``: :func:`final_title`),
+    ground truth per pair."""
     keys = ["gray", "reference", "coarse", "result", "truth"]
-    titles = ["gray target", "reference", "coarse (GCT)", "final (SSCN)", "ground truth"]
+    titles = ["gray target", "reference", "coarse (GCT)", final, "ground truth"]
     return image_grid([[row[k] for k in keys] for row in rows], titles, [row["title"] for row in rows])
 
 

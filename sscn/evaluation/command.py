@@ -134,9 +134,9 @@ def _checkpoint(args) -> str | None:
     """``--checkpoint`` or the bundled one; None with ``--baselines-only``."""
     if args.baselines_only:
         return None
-    from ..models.checkpoint import bundled_checkpoint
+    from ..models.checkpoint import bundled_checkpoint, checkpoint_path
 
-    checkpoint = args.checkpoint or bundled_checkpoint()
+    checkpoint = checkpoint_path(args.checkpoint) or bundled_checkpoint()
     if checkpoint is None:
         raise SSCNError("no --checkpoint given and no bundled checkpoint found; "
                         "pass --checkpoint CKPT or --baselines-only")

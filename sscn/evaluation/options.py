@@ -6,7 +6,7 @@ import argparse
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``sscn evaluate``."""
-    parser.add_argument("--checkpoint", default=None, help="model checkpoint (default: the bundled one, if any)")
+    parser.add_argument("--checkpoint", default=None, help="model checkpoint, or legacy: the model bundled before the semantic run (default: the bundled one, if any)")
     parser.add_argument("--data", default=None,
                         help="folder of photos, or Imagenette's root (uses --split); "
                         "default: the built-in sample photos")

@@ -16,7 +16,11 @@ from .encoder import NORMS
 from .sscn import LEGACY, SSCN, SSCNConfig, trainable_parameters
 
 
-BUNDLED = Path(__file__).parent.parent / "checkpoints" / "sscn_imagenette128.pt"
+CHECKPOINTS = Path(__file__).parent.parent / "checkpoints"
+BUNDLED = CHECKPOINTS / "sscn_imagenette128.pt"
+# the model shipped before the semantic run (MODEL_CARD.md, "The legacy model"), kept to compare with
+LEGACY_CHECKPOINT = CHECKPOINTS / "sscn_legacy_imagenette128.pt"
+NAMED = {"bundled": BUNDLED, "legacy": LEGACY_CHECKPOINT}
 
 
 KINDS = (None, "sscn", "train", "pretrain", "pretrain-resume")
@@ -174,12 +178,14 @@ def check_state(model: SSCN, state: dict, source: str = "checkpoint",
 def load_model(path: str | Path | None = None, map_location="cpu", **overrides) -> SSCN:
     """Build the network from a checkpoint's config and load its weights (eval mode).
 
-    ``path=None`` loads the bundled checkpoint. ``overrides`` change inference-only fields
-    (k, r, dense, chunk_size); anything else that differs is an error naming the field.
+    ``path=None`` loads the bundled checkpoint, ``"legacy"`` the model it replaced (:func:`checkpoint_path`).
+    ``overrides`` change inference-only fields (k, r, dense, chunk_size); anything else that
+    differs is an error naming the field.
     """
-    path = BUNDLED if path is None else Path(path)
-    if path == BUNDLED and not path.exists():
-        raise SSCNError("no bundled checkpoint in this installation; pass --checkpoint PATH")
+    path = checkpoint_path(path) or BUNDLED
+    if path in NAMED.values() and not path.exists():
+        name = next(name for name, named in NAMED.items() if named == path)
+        raise SSCNError(f"no {name} checkpoint in this installation; pass --checkpoint PATH")
     ckpt = read_checkpoint(path, map_location, kind="sscn")
     values = dict(ckpt["config"])
     for key, value in overrides.items():
@@ -205,6 +211,13 @@ def check_config_match(saved: dict, current: dict, fields=("width", "num_classes
     if diff:
         pretty = ", ".join(f"{f}: checkpoint {a!r} vs now {b!r}" for f, (a, b) in diff.items())
         raise SSCNError(f"checkpoint was made with another config ({pretty}); use a new output folder or the same settings")
+
+
+def checkpoint_path(value: str | Path | None) -> Path | None:
+    """A checkpoint named by its path or by one of :data:`NAMED` (``"bundled"``, ``"legacy"``); None stays None."""
+    if value is None:
+        return None
+    return NAMED.get(str(value), Path(value))
 
 
 def bundled_checkpoint() -> Path | None:

@@ -9,7 +9,7 @@ from ..errors import SSCNError
 from .classifier import EncoderClassifier
 
 
-# the pre-stage shipped with the package: 9 epochs of imagenette2-144/train (MODEL_CARD.md)
+# the pre-stage shipped with the package: 40 epochs of imagenette2-144/train, the semantic recipe (MODEL_CARD.md)
 BUNDLED_PRETRAIN = Path(__file__).parent.parent / "checkpoints" / "pretrain_imagenette2_128.pt"
 
 

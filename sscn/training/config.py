@@ -218,7 +218,7 @@ TRAIN_HELP = {
     "r": "random reference tokens of the sparse attention (paper: 256)",
     "dense": "attend to every reference token instead of k + r",
     "similarity": "attention score: cosine (with a learned temperature) or dot (the paper's / sqrt(d))",
-    "encoder_norm": "the encoders' normalisation: batch, or none (the bundled network's layout)",
+    "encoder_norm": "the encoders' normalisation: batch, or none (the legacy network's layout)",
     "style_level": "the reference level the style vector reads (paper: the last, 6)",
     "cam_level": "the reference level the CAM classifier reads (paper: the fifth)",
     "encoder_from": "start the encoders and CAM head from this pre-stage checkpoint ('bundled': the shipped one)",
