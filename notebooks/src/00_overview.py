@@ -171,7 +171,7 @@ else:
 
 # %% [markdown]
 # Notebook 08 puts these numbers beside the paper's and explains what can and cannot be
-# compared: the paper trains at 256 px with an ImageNet-pretrained VGG19, this checkpoint
+# compared: the paper trains at 256 px with ImageNet-trained encoders, this checkpoint
 # at 128 px on 8,353 Imagenette photos, with a reference encoder pre-trained as a
 # classifier on the same photos and then frozen (notebook 04).
 #

@@ -170,8 +170,9 @@ for name, row in zip(show_names, logits.softmax(1)):
 # The bundled model's sit on the motorcycle's engine and tank and on the astronaut's
 # suit; on the cat they mark the forehead and the mouth, on the coffee the inside of the
 # cup's rim and a strip at the saucer's left edge.
-# Its classifier barely learned during training (its cross-entropy stayed near 2.0,
-# against 2.3 for chance), so its maps marked whatever its features found class-like.
+# The legacy model's classifier, by contrast, barely learned during training (its
+# cross-entropy stayed near 2.0, against 2.3 for chance), so its maps marked whatever its
+# features found class-like.
 # Section 2 shows the bundled model's maps on photos of the classes it knows, where a
 # prediction can be checked.
 
@@ -395,8 +396,8 @@ print("tokens selected per image:", selected.shape[1], f"(= k + r = {k + r})")
 # pre-stage: a five-level encoder without normalisation, trained from scratch with
 # everything else on 4,000 photos, its style vector and its CAM both read from level 5.
 # Its classifier names the right class for only 25.5 % of the 1,500 validation photos'
-# TPS references (chance: 10 %; `sscn/checkpoints/LEGACY_MODEL_CARD.md`). The
-# semantic-encoder issue measured why:
+# TPS references (chance: 10 %; `sscn/checkpoints/LEGACY_MODEL_CARD.md`). Measurements
+# of that network (`docs/DESIGN.md`) say why:
 # its level-5 channel means also carry the global colour style, and the coarse loss
 # (weight 100) outweighs the classification loss (0.1) there.
 
@@ -603,7 +604,7 @@ print("the object region is the top quarter of each photo:", bool(((share - 0.25
 #   tokens marked what its features found class-like, not the subject, and cost 0.9 dB
 #   against random ones.
 # - The bundled model's encoder is the classification pre-stage (84.7 % gray top-1),
-#   frozen, the project's stand-in for the paper's ImageNet-trained VGG19; its CAM head
+#   frozen, the project's stand-in for the paper's ImageNet-trained encoder; its CAM head
 #   started from the pre-stage's. Its maps mostly sit on the object, but on the object
 #   region its top-CAM tokens score <span class="out">-0.01 dB</span> against random ones and on the
 #   whole image <span class="out">-0.78 dB</span> (section 6): a right map alone does not

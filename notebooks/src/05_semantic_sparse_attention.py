@@ -672,7 +672,8 @@ for picture in (pictures[0], pictures[-1]):
 #   reports sparse ahead at 256 px. The bundled checkpoint's CAM comes from a trained
 #   classifier (notebook 04), yet dense attention is ahead by more still: 34.21 against
 #   30.86 dB for sparse (notebook 08, the model card), and its top-CAM tokens beat random
-#   ones by only 0.07 dB on the object region (notebook 04). Both are trained
+#   ones by only 0.07 dB on the object region (the model card, all 1,500 photos; notebook
+#   04 runs the same test on 200). Both are trained
 #   sparse (k = r = 64); which mode a checkpoint uses at inference is in its config
 #   (`model.config.dense`; `sscn colorize --sparse` or `--dense`, and `dense=` in code,
 #   switch).

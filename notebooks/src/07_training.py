@@ -232,9 +232,12 @@ print(f"loss on this batch: {total.item():.3f} before the step, {after.item():.3
 
 # %% [markdown]
 # Look at the gradient norms: the coarse stage gets <span class="out">212.987</span>, the CAM
-# classifier <span class="out">0.318</span>, hundreds of times less. Its only teacher is the
-# classification loss, weighted 0.1 against 100 for each colour term, so in end-to-end training the classifier hardly learns, and its CAM
-# hardly learns where the object is. That is notebook 04's finding seen from the training
+# classifier <span class="out">0.318</span>, hundreds of times less (this smoke network's
+# numbers). Adam scales each weight's step by its own gradient history, so a small
+# gradient alone does not stop the head learning (exercise 7.1 sees its loss fall); what
+# does is the encoder the two share: trained end to end, its features follow the colour
+# terms, weighted 100 each against 0.1 for classification, and the CAM reads features that
+# were never asked to separate classes. That is notebook 04's finding seen from the training
 # side, and the reason for the pre-stage: train the reference encoder as a classifier first
 # (the bundled recipe then keeps it frozen, section 5).
 
