@@ -22,7 +22,7 @@ def read_sweep(folder: str | Path) -> tuple[dict[int, list[tuple[int, float]]], 
     dense = None
     with open(Path(folder) / "sweep.csv", newline="") as f:
         for row in csv.DictReader(f):
-            if row["k"] == "dense" or not row["r"]:
+            if not row["k"]:  # the dense row: every token, no k or r
                 dense = float(row["psnr"])
                 continue
             lines.setdefault(int(row["r"]), []).append((int(row["k"]), float(row["psnr"])))
