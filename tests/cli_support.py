@@ -1,4 +1,4 @@
-"""What the reliability tests share: a colourful test photo, running ``sscn`` in process, the
+"""What the reliability tests share: a colourful test photo, a photo-like scene per seed, running ``sscn`` in process, the
 one-line error rule, and a PNG whose pixel data is garbage.
 """
 from __future__ import annotations
@@ -80,3 +80,15 @@ def subprocess_env(**extra: str) -> dict:
     """The environment of an ``sscn`` run in a child process: one thread, this checkout's package first."""
     return {**os.environ, "OMP_NUM_THREADS": "1", **extra,
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+
+
+def scene(seed: int, size: int = 96) -> np.ndarray:
+    """A colourful photo-like picture: a few random blobs on a random gradient, distinct per seed."""
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[0:size, 0:size] / size
+    picture = rng.uniform(0, 255, 3) * (1 - ys[..., None]) + rng.uniform(0, 255, 3) * ys[..., None]
+    for _ in range(4):
+        cy, cx, r = rng.uniform(0.1, 0.9), rng.uniform(0.1, 0.9), rng.uniform(0.08, 0.3)
+        picture[(ys - cy) ** 2 + (xs - cx) ** 2 < r * r] = rng.uniform(0, 255, 3)
+    picture += rng.normal(0, 6, picture.shape)
+    return np.clip(picture, 0, 255).astype(np.uint8)

@@ -13,19 +13,9 @@ import sscn.apps.finder
 from sscn.apps.finder import ReferenceFinder, find_reference
 from sscn.errors import SSCNError
 
+from cli_support import scene
+
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-
-def scene(seed: int, size: int = 96) -> np.ndarray:
-    """A colourful photo-like picture: a few random blobs on a random gradient, distinct per seed."""
-    rng = np.random.default_rng(seed)
-    ys, xs = np.mgrid[0:size, 0:size] / size
-    picture = rng.uniform(0, 255, 3) * (1 - ys[..., None]) + rng.uniform(0, 255, 3) * ys[..., None]
-    for _ in range(4):
-        cy, cx, r = rng.uniform(0.1, 0.9), rng.uniform(0.1, 0.9), rng.uniform(0.08, 0.3)
-        picture[(ys - cy) ** 2 + (xs - cx) ** 2 < r * r] = rng.uniform(0, 255, 3)
-    picture += rng.normal(0, 6, picture.shape)
-    return np.clip(picture, 0, 255).astype(np.uint8)
 
 
 @pytest.fixture
@@ -149,3 +139,37 @@ def test_the_python_api_chooses_a_reference_too(folder):
     assert result.reference.path.name == "near_copy.jpg" and result.rgb.shape == (3, 96, 96)
     with pytest.raises(SSCNError, match="not both"):
         colorize(model, load_image(target), load_image(target), size=64, reference_from=photos)
+
+
+def test_the_benchmark_pairs_of_the_finder_pass_over_the_target_and_its_copies(tmp_path, monkeypatch):
+    """tools/measure_finder.py --pairs-out: each photo's best other photo, never itself, a
+    byte-identical copy or a near duplicate, in the CSV that sscn evaluate --pairs reads."""
+    import importlib.util
+    from pathlib import Path
+
+    from sscn.evaluation.pairs import read_pairs
+
+    spec = importlib.util.spec_from_file_location(
+        "measure_finder", Path(__file__).resolve().parent.parent / "tools" / "measure_finder.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    val = tmp_path / "val"
+    for cls, seeds in (("a", (0, 1)), ("b", (2, 3))):
+        (val / cls).mkdir(parents=True)
+        for seed in seeds:
+            Image.fromarray(scene(seed)).save(val / cls / f"{seed}.png")
+    shutil.copy(val / "a" / "0.png", val / "b" / "copy_of_0.png")  # byte-identical, another class
+    Image.fromarray(scene(2)).save(val / "a" / "near_2.jpg", quality=90)  # b/2 re-encoded: a near duplicate
+    monkeypatch.setattr(tool, "NEAR_DUPLICATE", 0.0)
+    pairs, _ = tool.finder_pairs(val, "bundled", progress=False)
+    assert dict((p.target, p.reference) for p in pairs)["b/2.png"] == "a/near_2.jpg"  # without the rule: the copy
+    monkeypatch.setattr(tool, "NEAR_DUPLICATE", 0.3)
+    pairs, share = tool.finder_pairs(val, "bundled", progress=False)
+    chosen = {p.target: p.reference for p in pairs}
+    assert len(pairs) == 6 and 0.0 <= share <= 1.0
+    assert chosen["a/0.png"] != "b/copy_of_0.png" and chosen["b/copy_of_0.png"] != "a/0.png"
+    assert chosen["b/2.png"] != "a/near_2.jpg" and all(p.target != p.reference for p in pairs)
+    tool.write_pairs(pairs, tmp_path / "pairs.csv")
+    assert [(p.target, p.reference) for p in read_pairs(tmp_path / "pairs.csv")] == \
+        [(p.target, p.reference) for p in pairs]

@@ -28,3 +28,18 @@ def test_plot_ab_reads_the_dense_rows_and_writes_the_figure(tmp_path):
     out = tmp_path / "ab.png"
     tool.main([f"control={control}", f"mix={mix}", "-o", str(out)])
     assert out.stat().st_size > 1000
+
+
+def test_an_absolute_bar_names_the_runs_that_meet_it(tmp_path, capsys):
+    tool = load_tool()
+    control = results_folder(tmp_path / "control", 34.2, 21.9, 0.69)
+    near = results_folder(tmp_path / "near", 34.0, 22.2, 0.70)
+    best = results_folder(tmp_path / "best", 34.0, 22.2, 0.72)
+    floors = (33.91, 22.12, 0.714)
+    assert not tool.meets(tool.scores(near), floors) and tool.meets(tool.scores(best), floors)
+    out = tmp_path / "ab.png"
+    tool.main([f"control={control}", f"near={near}", f"best={best}", "--floors", *map(str, floors), "-o", str(out)])
+    printed = capsys.readouterr().out
+    assert "near: TPS 34.00, same class 22.20 dB, palette 0.7000: misses" in printed
+    assert "best: TPS 34.00, same class 22.20 dB, palette 0.7200: meets" in printed
+    assert out.stat().st_size > 1000

@@ -363,8 +363,8 @@ def test_training_with_the_contextual_loss(tmp_path, cache_home):
 
 @pytest.mark.usefixtures("auto_and_forced_bf16")  # numbers that depend on the training precision
 def test_same_class_pairs_without_the_target_colour_losses(tmp_path, cache_home):
-    """He et al. 2018's scheme: pairs with another photo as the reference learn from the
-    contextual loss alone; with every pair same-class, the colour terms are 0."""
+    """He et al. 2018's split (no colour loss on pairs with another photo as the reference), with
+    Zhang et al. 2019's contextual loss: such pairs learn from the contextual loss alone; with every pair same-class, the colour terms are 0."""
     cfg = TrainConfig(**TINY, steps=2, same_class_share=1.0, w_cx=1.0, same_class_colour_losses=False,
                       out_dir=str(tmp_path))
     train(cfg, progress=False)

@@ -1,12 +1,18 @@
 """How often the reference finder picks a photo of the target's class, by the weight of meaning.
 
     python tools/measure_finder.py --data DATA/imagenette-144 [--pretrained CKPT] [--out docs/results/finder.md]
+    python tools/measure_finder.py --data DATA/imagenette-144 --pairs-out FILE
 
 Targets: ``DATA/val``; the folder searched: ``DATA/train``; a class is a photo's parent folder.
 For each weight of meaning against luminance (0: the gray descriptor alone, 1: the pre-stage
 features alone) it prints the share of targets whose best match (top-1), or one of whose
 five best (top-5), has the target's class, and the time of a first and a second (cached)
 search set-up over the folder.
+
+``--pairs-out``: instead, the finder picks each val photo's reference among the other val
+photos, the pool the same-class benchmark's pair rule draws from, but blind to the classes
+(the rule knows them), and writes the pairs for ``sscn evaluate --pairs FILE``. As the rule
+does, it passes over the target, byte-identical copies and near duplicates.
 """
 from __future__ import annotations
 
@@ -22,6 +28,7 @@ import torch  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from sscn.apps.finder import ReferenceFinder, folder_photos  # noqa: E402
+from sscn.evaluation.pairs import NEAR_DUPLICATE, Pair, write_pairs  # noqa: E402
 from sscn.io.data import load_image, resize_center_crop  # noqa: E402
 
 WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -56,6 +63,24 @@ def measure(data: Path, pretrained: str, weights=WEIGHTS, limit: int | None = No
     return {"targets": len(targets), "folder": len(finder.paths), "first_s": first, "second_s": second, "rows": rows}
 
 
+def finder_pairs(folder: Path, pretrained: str, meaning_weight: float | None = None,
+                 progress: bool = True) -> tuple[list[Pair], float]:
+    """Each photo of ``folder`` paired with the finder's best other photo there; also the share
+    whose reference has the target's class (its parent folder)."""
+    finder = ReferenceFinder(folder, pretrained=pretrained, progress=progress)
+    score, _, luminance = finder.scores(finder.meaning, finder.luminance, meaning_weight)
+    distance = 1.0 - luminance  # the pair rule's descriptor distance
+    digests = finder.digests
+    same = torch.tensor([[a == b for b in digests] for a in digests])
+    score = score.masked_fill(same | (distance < NEAR_DUPLICATE) | torch.eye(len(digests), dtype=torch.bool),
+                              -float("inf"))
+    best = score.argmax(dim=1).tolist()
+    keys = [p.relative_to(folder).as_posix() for p in finder.paths]
+    classes = [p.parent.name for p in finder.paths]
+    pairs = [Pair(keys[t], keys[r], classes[t], float(distance[t, r]), t, r) for t, r in enumerate(best)]
+    return pairs, sum(classes[t] == classes[r] for t, r in enumerate(best)) / len(best)
+
+
 def markdown(result: dict) -> str:
     lines = ["| meaning weight | same class, top-1 | same class, top-5 |", "| ---: | ---: | ---: |"]
     lines += [f"| {r['meaning_weight']:.2f} | {100 * r['top1']:.1f} % | {100 * r['top5']:.1f} % |" for r in result["rows"]]
@@ -72,7 +97,15 @@ def main(argv=None) -> int:
     p.add_argument("--pretrained", default="bundled", help="pre-stage checkpoint (default: %(default)s)")
     p.add_argument("--limit", type=int, default=None, help="only N evenly spaced val photos (default: all)")
     p.add_argument("--out", default=None, help="also write the table here (Markdown)")
+    p.add_argument("--pairs-out", default=None,
+                   help="instead, write the finder's pairs among the val photos here (CSV for sscn evaluate --pairs)")
     args = p.parse_args(argv)
+    if args.pairs_out:
+        pairs, same_class = finder_pairs(Path(args.data) / "val", args.pretrained)
+        write_pairs(pairs, args.pairs_out)
+        print(f"{len(pairs)} pairs written to {args.pairs_out}; the reference has the target's class for "
+              f"{100 * same_class:.1f} %")
+        return 0
     text = markdown(measure(Path(args.data), args.pretrained, limit=args.limit))
     print(text)
     if args.out:

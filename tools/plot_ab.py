@@ -6,6 +6,10 @@ only, same budget) that the bar is measured from. Dense attention, all val photo
 
     python tools/plot_ab.py "self-aug only=docs/results/ab/ft_self" "30 % same-class=docs/results/ab/ft_mix" \
         --baseline docs/results/sameclass1500 -o docs/results/ab/same_class_ab.png
+
+With ``--floors TPS SAME PALETTE`` the bar is absolute instead (the semantic checkpoint's,
+issue 29: dense TPS PSNR at least TPS, same-class PSNR at least SAME, palette similarity at
+least PALETTE) and the panels show the scores themselves, not changes against the control.
 """
 from __future__ import annotations
 
@@ -35,13 +39,59 @@ def scores(folder: Path) -> tuple[float, float, float]:
     return float(row(folder / "results.csv", "dense", "tps")["psnr"]), float(same["psnr"]), float(same["palette"])
 
 
+def meets(run: tuple[float, float, float], floors: tuple[float, float, float]) -> bool:
+    """Whether (TPS, same-class PSNR, palette) reach every floor."""
+    return all(value >= floor for value, floor in zip(run, floors))
+
+
+def plot_absolute(runs, floors, baseline, output) -> None:
+    """The two panels with the scores themselves and the floors of an absolute bar."""
+    tps_floor, same_floor, palette_floor = floors
+    fig, (ax_cost, ax_palette) = plt.subplots(1, 2, figsize=(10, 4))
+    for i, (label, (tps, same, palette)) in enumerate(runs):
+        marker = "s" if i == 0 else "o"
+        ax_cost.plot(tps, same, marker, ms=8, label=label + (" (meets the bar)" if meets((tps, same, palette), floors)
+                                                             else ""))
+        ax_palette.plot(same, palette, marker, ms=8, label=label)
+    if baseline:
+        base = row(baseline / "results.csv", "luminance_match", "same_class")
+        ax_palette.plot(float(base["psnr"]), float(base["palette"]), "kx", ms=9, label="luminance-matched transfer")
+    ax_cost.set(xlabel="TPS PSNR, dense (dB)", ylabel="same-class PSNR, dense (dB)",
+                title="same-class PSNR against TPS")
+    ax_palette.set(xlabel="same-class PSNR, dense (dB)", ylabel="palette similarity with the reference",
+                   title="same-class PSNR against palette")
+    for ax, (cx, cy) in ((ax_cost, (tps_floor, same_floor)), (ax_palette, (same_floor, palette_floor))):
+        ax.margins(0.15)
+        (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+        x1, y1 = max(x1, cx + 0.1), max(y1, cy + 0.005)
+        ax.axvline(cx, color="tab:green", lw=1, ls="--")
+        ax.axhline(cy, color="tab:green", lw=1, ls="--")
+        ax.fill_between([cx, x1], cy, y1, color="tab:green", alpha=0.1, label="where the bar is met")
+        ax.set(xlim=(x0, x1), ylim=(y0, y1))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"fine-tuning recipes against the bar: TPS >= {tps_floor:.2f}, same class >= {same_floor:.2f} dB, "
+                 f"palette >= {palette_floor:.3f} (val, all photos, 128 px)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(output, dpi=80)
+    print("wrote", output)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", help="LABEL=FOLDER, the control first")
     parser.add_argument("--baseline", type=Path, help="a same_class folder with the luminance_match row")
     parser.add_argument("-o", "--output", default="same_class_ab.png")
+    parser.add_argument("--floors", nargs=3, type=float, metavar=("TPS", "SAME", "PALETTE"),
+                        help="an absolute bar: dense TPS PSNR, same-class PSNR and palette similarity floors")
     args = parser.parse_args(argv)
     runs = [(label, scores(Path(folder))) for label, folder in (spec.split("=", 1) for spec in args.runs)]
+    if args.floors:
+        for label, run in runs:
+            print(f"{label}: TPS {run[0]:.2f}, same class {run[1]:.2f} dB, palette {run[2]:.4f}: "
+                  f"{'meets' if meets(run, args.floors) else 'misses'} the bar")
+        plot_absolute(runs, tuple(args.floors), args.baseline, args.output)
+        return
     (_, (tps0, same0, palette0)) = runs[0]
     fig, (ax_cost, ax_palette) = plt.subplots(1, 2, figsize=(10, 4))
     ax_cost.axhline(PSNR_GAIN, color="tab:green", lw=1, ls="--", label=f"bar: +{PSNR_GAIN} dB, TPS cost <= {TPS_COST} dB")

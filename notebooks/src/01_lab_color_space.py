@@ -22,7 +22,7 @@
 # - why Lab suits colorization: L carries the picture, a and b only the colour;
 # - how the network's tensors are scaled: `L / 50 - 1` and `ab / 110`;
 # - what the ab gamut looks like, how it is cut into bins of width 10, and how one pixel
-#   is soft-encoded over its 10 nearest bins;
+#   is soft-encoded over its nearest bins (10 here, 5 in Zhang et al. 2016);
 # - why this package has Q = 261 bins where the paper says 313, and which definition
 #   gives exactly the paper's 313.
 #
@@ -54,8 +54,11 @@
 # true $ab = y$ becomes weights over the bin centres $c_q$,
 #
 # $$z_q \propto \exp\left(-\frac{\lVert y - c_q \rVert^2}{2 \sigma^2}\right)
-#   \text{ for the 10 centres nearest to } y, \quad z_q = 0 \text{ otherwise}, \quad
+#   \text{ for the } K \text{ centres nearest to } y, \quad z_q = 0 \text{ otherwise}, \quad
 #   \sigma = 5, \quad \textstyle\sum_q z_q = 1.$$
+#
+# Zhang et al. take the $K = 5$ nearest centres; this package takes $K = 10$
+# (`sscn.bins.NEIGHBOURS`), with the same $\sigma = 5$.
 
 # %%
 # On Google Colab, install the package first (this cell does nothing anywhere else).
@@ -64,7 +67,10 @@ import sys
 if "google.colab" in sys.modules:
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "sscn @ git+https://github.com/sscn-course/sscn"], check=True)
+    package = "sscn @ git+https://github.com/sscn-course/sscn"
+    if subprocess.run([sys.executable, "-m", "pip", "install", "-q", package]).returncode != 0:
+        raise SystemExit(f"could not install sscn from {package.split('git+')[1]}; upload this repository to Colab "
+                         "and run `pip install -e .` in it, or run the notebook locally (see README)")
 
 # %%
 import os
@@ -211,7 +217,8 @@ plt.show()
 # %% [markdown]
 # ## 4. Soft-encoding one pixel
 #
-# A pixel's ab is spread over its 10 nearest bins with Gaussian weights (sigma = 5), so
+# A pixel's ab is spread over its 10 nearest bins with Gaussian weights (sigma = 5; Zhang
+# et al. spread it over 5), so
 # the target of the histogram loss says "about here" instead of naming a single bin. The
 # weighted mean of the centres (the decoded ab) lands back near the pixel's true ab.
 # Tensors here use the network's scale, ab / 110, and the shape `B x 2 x H x W`.
@@ -362,7 +369,8 @@ print("normalisation round trip:", bool(torch.allclose(denormalize_lab(photo_nor
 #
 # - Lab separates what the network is given (L) from what it predicts (ab); the network
 #   sees both scaled to about [-1, 1].
-# - The histogram loss needs bins: grid 10, each pixel a Gaussian over its 10 nearest.
+# - The histogram loss needs bins: grid 10, each pixel a Gaussian over its 10 nearest (5
+#   in Zhang et al. 2016).
 #   This package keeps the 261 cells that sRGB colours fall into; the paper's 313 are those
 #   plus a ring outside the gamut, the corners of every cell that overlaps the gamut's
 #   convex hull, and that ring keeps the decoded colours of saturated pixels unbiased.

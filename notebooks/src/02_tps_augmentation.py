@@ -50,7 +50,10 @@ import sys
 if "google.colab" in sys.modules:
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "sscn @ git+https://github.com/sscn-course/sscn"], check=True)
+    package = "sscn @ git+https://github.com/sscn-course/sscn"
+    if subprocess.run([sys.executable, "-m", "pip", "install", "-q", package]).returncode != 0:
+        raise SystemExit(f"could not install sscn from {package.split('git+')[1]}; upload this repository to Colab "
+                         "and run `pip install -e .` in it, or run the notebook locally (see README)")
 
 # %%
 import os
@@ -276,14 +279,14 @@ print(f"{'the photo itself':>16}: {copy_error(photo):5.2f} Lab units")
 for kind in (*REFERENCE_KINDS, "tps_violent"):
     errors = [copy_error(make_reference(photo, kind, s).image) for s in range(seed, seed + copy_seeds)]
     print(f"{kind:>16}: mean |ab error| {sum(errors) / len(errors):5.2f} Lab units over {copy_seeds} seeds "
-          f"(from {min(errors):.2f} to {max(errors):.2f})")
+          f"(from {min(errors):.2f} to {max(errors):.2f}; seed {seed}: {errors[0]:.2f})")
 
 # %% [markdown]
 # On average the ordering follows how far each kind moves content: a gentle TPS warp
 # (2.9 Lab units) < a random rotation (3.9) < a random crop (5.2) < a violent warp (5.5).
 # Single draws spread widely: a crop that keeps almost the whole photo (seed 0, shown in
-# section 5) is nearly free to copy (1.0), another crop costs 7.7, more than
-# a violent warp. The evaluation (notebook 08) therefore averages over many photos, each
+# section 5) is nearly free to copy (<span class="out">seed 0: 1.04</span>), another crop
+# costs <span class="out">7.71</span>, more than a violent warp. The evaluation (notebook 08) therefore averages over many photos, each
 # with its own seeded reference.
 
 # %% [markdown]

@@ -45,8 +45,9 @@
 # gray image's encoder (VGG19-style sub-layers) and $D$ the symmetric decoder with AdaIN
 # after its conv layers.
 #
-# **Deviation: the reference encoder.** The paper describes its reference encoder $E$ as
-# six residual blocks. This package builds $E$ in the VGG19 layout instead (conv1_1 up to
+# **Deviation: the reference encoder.** The paper's reference encoder $E$ is built from
+# VGG19's layers, pre-trained as an ImageNet classifier; the paper describes it as six
+# residual blocks. This package builds $E$ in the plain VGG19 layout (conv1_1 up to
 # relu5_1, and relu5_4 as a sixth level), without residual connections, scaled by a width
 # multiplier: the layout the paper names for the gray image's sub-layers, and one whose
 # ImageNet weights load one to one at width 1. The bundled model's encoder has the six
@@ -65,7 +66,10 @@ import sys
 if "google.colab" in sys.modules:
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "sscn @ git+https://github.com/sscn-course/sscn"], check=True)
+    package = "sscn @ git+https://github.com/sscn-course/sscn"
+    if subprocess.run([sys.executable, "-m", "pip", "install", "-q", package]).returncode != 0:
+        raise SystemExit(f"could not install sscn from {package.split('git+')[1]}; upload this repository to Colab "
+                         "and run `pip install -e .` in it, or run the notebook locally (see README)")
 
 # %%
 import os
@@ -234,9 +238,8 @@ print(f"coarse ab: {tuple(ab_a.shape)}, in [{ab_a.min():.2f}, {ab_a.max():.2f}] 
 # *where* the reference's colours are; only the style vector differs between the two
 # results. The lines below the figure print the mean a, b (Lab units) of each reference
 # and of its coarse result: how closely the second follows the first says how much of
-# the reference's overall colour the style vector carries. (The legacy model's coarse
-# results followed them within about 1 Lab unit.)
-# The bundled model's do not follow them. The rocket's mean is
+# the reference's overall colour the style vector carries.
+# The bundled model's coarse results do not follow them. The rocket's mean is
 # <span class="out">(3.8, -14.5)</span>, bluish, and its coarse result's
 # <span class="out">(1.8, 6.5)</span>, faintly yellow: b even has the wrong sign. The
 # coffee's is <span class="out">(28.3, 32.3)</span>, and its coarse result's
@@ -245,7 +248,8 @@ print(f"coarse ab: {tuple(ab_a.shape)}, in [{ab_a.min():.2f}, {ab_a.max():.2f}] 
 # and then frozen, which has no reason to keep the reference's colours; the bundled
 # coarse stage scores 24.11 dB on 1,500 validation photos (TPS references), below the
 # legacy one's 27.57 dB and below the reference's mean colour painted everywhere
-# (25.15 dB). The attention stage of notebook 05 has to make up for it.
+# (25.15 dB; these three figures are the model card's). The attention stage of notebook
+# 05 has to make up for it.
 
 # %%
 top_b = reference_top(reference_b)
@@ -327,8 +331,9 @@ print("AdaIN layers:", len(styles_a))
 #   belong is the job of the semantic-sparse correspondence and of the LDT decoder
 #   (notebook 05). The coarse stage is trained with a smooth-L1 loss on its ab
 #   (notebook 06).
-# - The paper's reference encoder is six residual blocks; this package's is the VGG19
-#   layout at a quarter of the width, with batch norm, pre-trained as a classifier
+# - The paper's reference encoder is built from VGG19's layers (six residual blocks),
+#   pre-trained as an ImageNet classifier; this package's is the plain VGG19 layout at a
+#   quarter of the width, with batch norm, pre-trained as a classifier on Imagenette
 #   (notebook 04).
 
 # %% [markdown]
@@ -399,16 +404,15 @@ for label, values in scores.items():
 # <span class="out">29.1</span> dB on average, against <span class="out">28.8</span> dB
 # with the gray target. The coarse query wins on all five photos, but narrowly; the gap is
 # largest on the astronaut (<span class="out">25.9</span> against
-# <span class="out">25.3</span> dB).
-# (With the legacy model it won on every photo, 28.5 against 22.6 dB on average, most on
-# the coffee cup, whose colours brightness does not predict.) Many places of a photo
+# <span class="out">25.3</span> dB). Many places of a photo
 # share a brightness pattern, so gray features match loosely; a plausible reason why the
 # coarse image can do better is that it already carries roughly the right colours, which
 # the encoder's features of matching places then share. This is the paper's Figure 4
 # argument, tested here with this package's encoder and without the trained projections
-# $W_q, W_k$ of notebook 05. The bundled model's encoder saw gray and colour photos alike
-# while it learned to classify, so its features may care less about colour than the
-# legacy model's did; and its coarse images carry little colour to share (section 3).
+# $W_q, W_k$ of notebook 05. The gap is narrow perhaps because the bundled model's encoder
+# saw gray and colour photos alike while it learned to classify, so its features may care
+# little about colour, and because its coarse images carry little colour to share
+# (section 3).
 
 # %% [markdown]
 # ## References

@@ -78,7 +78,10 @@ import sys
 if "google.colab" in sys.modules:
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "sscn @ git+https://github.com/sscn-course/sscn"], check=True)
+    package = "sscn @ git+https://github.com/sscn-course/sscn"
+    if subprocess.run([sys.executable, "-m", "pip", "install", "-q", package]).returncode != 0:
+        raise SystemExit(f"could not install sscn from {package.split('git+')[1]}; upload this repository to Colab "
+                         "and run `pip install -e .` in it, or run the notebook locally (see README)")
 
 # %%
 import os
@@ -229,8 +232,9 @@ plt.show()
 # ## 3. Soft-encoding and the colour-histogram loss (Formula 5)
 #
 # The ab plane is cut into Q bins of width 10 (notebook 01). A pixel's colour becomes a
-# distribution $z$: a Gaussian ($\sigma = 5$) over its 10 nearest bin centres. Draft it for
-# one pixel of the photo:
+# distribution $z$: a Gaussian ($\sigma = 5$) over its 10 nearest bin centres. Zhang et al.
+# 2016, whose soft-encoding this is, use the same $\sigma$ over the 5 nearest; this package
+# uses 10 (`sscn.bins.NEIGHBOURS`). Draft it for one pixel of the photo:
 
 # %%
 centers = bins.centers.float()  # Q x 2, Lab units
@@ -373,7 +377,7 @@ print("draft == sscn.training.losses.total_variation:",
 print("smoothing lowers TV:", bool(total_variation(smoothed) < total_variation(noisy)))
 
 # %% [markdown]
-# Noise multiplies TV about tenfold; smoothing brings it back to about the truth's own
+# Noise multiplies TV about twelvefold; smoothing brings it back to about the truth's own
 # value and, here, also brings the map much closer to the truth (the smooth-L1 term
 # falls). But the truth's TV is not zero, and blurring harder would keep lowering TV
 # while colour bleeds across edges and the smooth-L1 term rises again: with weights 10
@@ -434,7 +438,8 @@ print("drafted total == sscn.training.losses.sscn_loss:", torch.allclose(by_hand
 # Every loss above compares the result with the *target's own* colours, pixel by pixel.
 # That is right when the reference is the target warped (self-augmentation, notebook 02),
 # and wrong when it is another photo: a red car as the reference for a gray blue car
-# should give a red car, which smooth-L1 punishes. He et al. 2018 train such pairs with a
+# should give a red car, which smooth-L1 punishes. He et al. 2018 train such pairs without
+# their chrominance loss (with a perceptual loss alone); Zhang et al. 2019, for video, use a
 # **contextual loss** (Mechrez et al. 2018), which compares *sets* of features and so
 # ignores where a feature sits. With features $x_i$ of the result and $y_j$ of the
 # reference, both centred on the mean of $y$, cosine distances $d_{ij}$ are divided by
@@ -534,8 +539,8 @@ print("draft == sscn.training.contextual.reference_contextual_loss:", torch.allc
 #   once, and its floor is the entropy of the soft encoding. The paper sums it over the
 #   pixels; this package averages it over the $H/4 \times W/4$ grid.
 # - Total variation rewards smooth colour; it is weighted low so that edges survive.
-# - The contextual loss, an addition of He et al. 2018 for references that are other
-#   photos, compares feature sets instead of pixels: it rewards the reference's colours
+# - The contextual loss (Mechrez et al. 2018; Zhang et al. 2019 use it for references that
+#   are other photos, where He et al. 2018 drop their chrominance loss) compares feature sets instead of pixels: it rewards the reference's colours
 #   wherever they fit, not the target's colours where they were.
 # - Notebook 07 trains the network on this sum.
 
@@ -625,11 +630,15 @@ print(f"entropy of z: {entropy.item():.4f}, loss of the truth's own encoding: {b
 # - Y. Bai, C. Dong, Z. Chai, A. Wang, Z. Xu, C. Yuan. Semantic-Sparse Colorization Network
 #   for Deep Exemplar-based Colorization. ECCV 2022 (Sec. 3.3, Formulas 4-6).
 # - R. Zhang, P. Isola, A. A. Efros. Colorful Image Colorization. ECCV 2016 (soft-encoding,
-#   the classification view of colour, the desaturation of L2).
+#   over the 5 nearest bins where this package takes 10; the classification view of colour,
+#   the desaturation of L2).
 # - R. Mechrez, I. Talmi, L. Zelnik-Manor. The Contextual Loss for Image Transformation with
 #   Non-Aligned Data. ECCV 2018 (Eq. 1-5).
 # - M. He, D. Chen, J. Liao, P. V. Sander, L. Yuan. Deep Exemplar-based Colorization.
-#   SIGGRAPH 2018 (training on pairs of different photos).
+#   SIGGRAPH 2018 (training on pairs of different photos: a perceptual loss, no chrominance
+#   loss).
+# - B. Zhang, M. He, J. Liao, P. V. Sander, L. Yuan, A. Bermak, D. Chen. Deep Exemplar-based
+#   Video Colorization. CVPR 2019 (the contextual loss against the reference).
 # - P. J. Huber. Robust estimation of a location parameter. Annals of Mathematical
 #   Statistics 35(1), 1964.
 # - L. I. Rudin, S. Osher, E. Fatemi. Nonlinear total variation based noise removal

@@ -62,7 +62,10 @@ import sys
 if "google.colab" in sys.modules:
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "sscn @ git+https://github.com/sscn-course/sscn"], check=True)
+    package = "sscn @ git+https://github.com/sscn-course/sscn"
+    if subprocess.run([sys.executable, "-m", "pip", "install", "-q", package]).returncode != 0:
+        raise SystemExit(f"could not install sscn from {package.split('git+')[1]}; upload this repository to Colab "
+                         "and run `pip install -e .` in it, or run the notebook locally (see README)")
 
 # %%
 import json

@@ -56,7 +56,10 @@ import sys
 if "google.colab" in sys.modules:
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "sscn @ git+https://github.com/sscn-course/sscn"], check=True)
+    package = "sscn @ git+https://github.com/sscn-course/sscn"
+    if subprocess.run([sys.executable, "-m", "pip", "install", "-q", package]).returncode != 0:
+        raise SystemExit(f"could not install sscn from {package.split('git+')[1]}; upload this repository to Colab "
+                         "and run `pip install -e .` in it, or run the notebook locally (see README)")
 
 # %%
 import os
@@ -248,9 +251,7 @@ plt.show()
 # So the coarse stage alone sits below every baseline but gray, below the reference's
 # mean colour too, while sparse and dense attention lead luminance matching on every
 # kind of reference: the attention stage lifts the coarse result from near the bottom of
-# the table to its top.
-# (The legacy model's sparse and dense attention led on every kind of reference, 2 to
-# 4 dB above its coarse stage.) Crops (RC) are the hardest reference for a method that
+# the table to its top. Crops (RC) are the hardest reference for a method that
 # uses where the colours are: a crop enlarges part of the photo, so the rest of the
 # target has no match.
 #
@@ -292,9 +293,9 @@ plt.show()
 # 1,024, which scores <span class="out">30.13</span> dB on these photos. Unlike the paper's sparse
 # attention, which comes out ahead of its dense attention (section 9), no sparse setting
 # of this sweep reaches dense, not even 384 tokens.
-# For the legacy model, whose CAM had not learned, the random tokens carried most of it:
-# with r = 0 it stayed between 25.3 and 26.9 dB whatever k was, 64 random tokens lifted
-# every k by 3.8 to 5.0 dB, and dense attention stayed ahead of every sparse setting.
+# For the legacy model, whose CAM had not learned, the random tokens carried most of it
+# too, and dense attention stayed ahead of every sparse setting (its model card's sweep on
+# 100 validation photos, `docs/results/legacy/sweep100`).
 #
 # ## 6. Best and worst cases
 #
@@ -480,11 +481,9 @@ plt.show()
 # matching.
 # It is above the gray floor here, and so are its sparse attention (<span class="out">22.60</span> dB) and
 # its coarse stage alone (<span class="out">21.20</span> dB): on these 8 photos the network's three outputs
-# are the only methods above gray.
-# (The legacy model was the only method above it, at 21.76 dB dense, with a palette
-# similarity of 0.56.) The dotted line is how much of its palette the ground truth
-# itself shares with the reference (0.34): a method far to the right of it paints the
-# target more like the reference than the target really is.
+# are the only methods above gray. The dotted line is how much of its palette the
+# ground truth itself shares with the reference (0.34): a method far to the right of it
+# paints the target more like the reference than the target really is.
 #
 # On all 1,500 Imagenette validation photos at 128 px (`sscn evaluate --data
 # DATA/imagenette-144 --split val --size 128 --kinds same_class --out DIR`), the bundled
@@ -512,11 +511,18 @@ plt.show()
 # legacy network lost by 0.19 dB) but uses less of the reference's palette than the legacy
 # one did (0.687 against 0.714) and is a little duller (29.0 against 31.2). The ground
 # truth shares 0.42 of its palette with its reference. The legacy model's card also
-# reports four fine-tuning runs of that model with same-class references in training: the
-# more the losses read the target's colours through another photo, the more same-class
-# PSNR they gained (up to 0.54 dB) and the more they cost on TPS references (up to 1.56 dB)
-# and in colourfulness; a contextual loss alone kept TPS but lost 0.09 dB here. None passed
-# the bar, so the bundled checkpoint, too, was trained on self-augmented pairs only.
+# reports fine-tuning that model with same-class references in training, four recipes
+# against a control: the more the losses read the target's colours through another photo,
+# the more same-class PSNR they gained (up to 0.54 dB) and the more they cost on TPS
+# references (up to 1.56 dB) and in colourfulness; a contextual loss alone kept TPS but
+# lost 0.09 dB here. The same recipes on the bundled checkpoint (777 steps of 8 pairs
+# each, against a control fine-tuned as long on self-augmented pairs; its model card has
+# the table) trade the same way: 10 % same-class references give +0.12 dB here at 0.25 dB
+# of TPS, 30 % give +0.53 dB at 1.37 dB, the contextual loss changes neither, and every
+# mix uses less of the reference's palette (0.678 and 0.643 against the control's 0.685).
+# None reaches the bar (0.3 dB above luminance matching, a palette of at least 0.714, at
+# most 0.3 dB of TPS), so the bundled checkpoint keeps its self-augmented training.
+# Exercise 8.4 lets a *finder* choose the reference instead of the rule.
 #
 # ## 9. This repository against the paper
 #
@@ -528,7 +534,7 @@ plt.show()
 # | --- | --- | --- | --- |
 # | training data | ImageNet (its Sec. 4.1) | 8,353 Imagenette photos (imagenette2-144), 10 classes | 4,000 Imagenette photos (imagenette-144), 10 classes |
 # | resolution | 256 x 256 (4,096 tokens) | 128 x 128 (1,024 tokens) | 128 x 128 (1,024 tokens) |
-# | reference encoder | six residual blocks (the gray image's encoder: VGG19 sub-layers), trained on ImageNet | VGG19 layout with batch norm, width 0.25, six levels, pre-trained as an Imagenette classifier (84.7 % gray top-1), frozen | VGG19 layout, width 0.25, five levels, no normalisation, trained from scratch with the rest |
+# | reference encoder | built from VGG19's layers (six residual blocks; the gray image's encoder: VGG19 sub-layers), pre-trained as an ImageNet classifier | VGG19 layout with batch norm, width 0.25, six levels, pre-trained as an Imagenette classifier (84.7 % gray top-1), frozen | VGG19 layout, width 0.25, five levels, no normalisation, trained from scratch with the rest |
 # | training | Adam, lr 1e-4 | Adam, lr 2e-4, batch 32, 3,250 steps | Adam, lr 2e-4, batch 32, 3,250 steps (3.4 min on one H200) |
 # | similarity | scaled dot product (Formula 2) | cosine over a learned temperature (notebook 05) | the same |
 # | tokens at training | k = r = 256 of 4,096 (12.5 %) | k = r = 64 of 1,024 (12.5 %) | the same |
@@ -612,7 +618,7 @@ print(f"on {few} photos, TPS references: gray {scores_untrained['gray']:.2f} dB,
 # %% [markdown] tags=["solution"]
 # In the stored run the untrained network scores <span class="out">19.53 dB</span>,
 # *below* gray's 20.42 dB: random ab values are further from the truth than no colour at
-# all (the legacy configuration's untrained network scored 1.3 dB below gray too). It is
+# all. It is
 # nowhere near the trained network (<span class="out">trained 32.00 dB</span> on the
 # same photos), yet a results table or a figure made with such a network looks like any
 # other, so a notebook whose stored outputs came from one (a missing
@@ -648,9 +654,10 @@ for row in split_sweep:
 # itself: a network that copies colours needs tokens all over the reference, and ranking
 # them by the object leaves the background with few (0.71 dB lost on the whole image in
 # the model card's test).
-# With the legacy checkpoint random tokens won by almost 3 dB: its map did not even
-# mark the subject. The paper's argument for sparse attention rests on a classifier whose
-# map marks the subject; notebook 04 measures how far each checkpoint's does.
+# With the legacy checkpoint, whose classifier barely learned, random tokens won as well
+# (its model card's k / r sweep, `docs/results/legacy/sweep100`). The paper's argument
+# for sparse attention rests on a classifier whose map marks the subject; notebook 04
+# measures how far each checkpoint's does.
 
 # %% [markdown]
 # ### Exercise 8.3
@@ -684,6 +691,68 @@ for label in ("TPS", "RR", "RC"):
 # RR the copy baseline's mean is infinite because of one photo, so the code above skips
 # it; over the other 1,499 photos copy scores 28.59 dB, so the network's lead on RR over
 # copy is its RR figure minus 28.59 dB.)
+
+# %% [markdown]
+# ### Exercise 8.4
+#
+# The pair rule of section 8 knows each photo's class; a user's folder of photos has no
+# labels. `sscn.apps.finder.ReferenceFinder` (what `sscn colorize TARGET --reference-from
+# FOLDER` uses) ranks a folder's colour photos for a gray target by a weighted sum of two
+# similarities of their gray versions: of meaning (the pre-stage encoder's pooled
+# features) and of luminance (the pair rule's gray descriptor). Write the sample photos
+# into a folder, let the finder choose each photo's reference among the others with the
+# weight of meaning at 0, 0.5 (the default) and 1, and compare its choices with the pair
+# rule's. Then score the dense network on the finder's pairs with `P.evaluate_same_class`
+# (it takes `pairs=`) against the rule's pairs of section 8.
+
+# %% tags=["solution"]
+# Solution 8.4
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from PIL import Image  # noqa: E402
+
+from sscn.apps.finder import ReferenceFinder  # noqa: E402
+
+folder = Path(tempfile.mkdtemp(prefix="sscn_finder_"))
+for name, rgb in sample_photos(size=size):
+    Image.fromarray((rgb.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()).save(folder / f"{name}.png")
+finder = ReferenceFinder(folder, cache=False, progress=False)
+rule = {p.target: p.reference for p in same_pairs}
+choices = {}
+for weight in (0.0, 0.5, 1.0):
+    finder.meaning_weight = weight
+    choices[weight] = {path.stem: finder.rank(path, top=1)[0] for path in finder.paths}
+    agree = sum(rule.get(target) == match.path.stem for target, match in choices[weight].items())
+    print(f"meaning weight {weight}: the finder agrees with the pair rule on {agree} of {len(rule)} targets")
+for target, match in choices[0.5].items():
+    print(f"{target:>21} <- {match.path.stem:<21} (rule: {rule.get(target, '-')}); {match.describe().split(' (')[1][:-1]}")
+finder_pairs = [P.Pair(target, match.path.stem, "", 1.0 - match.luminance) for target, match in choices[0.5].items()]
+dense_only = {"dense": methods["dense"]}
+by_rule = P.evaluate_same_class(dense_only, source, size=size, pairs=same_pairs, progress=False)[0][0]
+by_finder = P.evaluate_same_class(dense_only, source, size=size, pairs=finder_pairs, progress=False)[0][0]
+print(f"dense on the rule's pairs:   {by_rule.psnr:.2f} dB, palette similarity {by_rule.palette:.3f}")
+print(f"dense on the finder's pairs: {by_finder.psnr:.2f} dB, palette similarity {by_finder.palette:.3f}")
+
+# %% [markdown] tags=["solution"]
+# With the weight of meaning at 0 the finder is the pair rule: the same gray descriptor, and
+# here all eight photos form one class, so it agrees on
+# <span class="out">8 of 8</span> targets. Meaning changes most choices
+# (<span class="out">3 of 8</span> agree at 0.5, <span class="out">1 of 8</span> at 1): the
+# pre-stage encoder knows Imagenette's ten classes, none of which these photos show, so
+# its "meaning" here is a loose likeness (the astronaut and the motorcycle,
+# <span class="out">meaning 0.795</span>). The dense network pays for it on these
+# unrelated photos: <span class="out">20.46 dB</span> on the finder's pairs against
+# <span class="out">22.63 dB</span> on the rule's, with a little more of the reference's
+# palette (<span class="out">0.572</span> against <span class="out">0.540</span>).
+#
+# On Imagenette, where the encoder knows the classes, the finder earns its place. Searching
+# the other 1,499 validation photos without their labels (`python tools/measure_finder.py
+# --data DATA/imagenette-144 --pairs-out pairs.csv`, then `sscn evaluate ... --pairs
+# pairs.csv`), it picks a photo of the target's class for 79.8 % of them, and the dense
+# network scores 22.01 dB with palette similarity 0.690 on its pairs, against 21.99 dB and
+# 0.687 on the pair rule's, which knows the classes (`docs/results/finder_sameclass`). A
+# reference that shares the target's meaning is worth as much as one that shares its class.
 
 # %% [markdown]
 # ## References

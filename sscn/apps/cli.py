@@ -138,9 +138,10 @@ def _demo(args) -> int:
 def _gallery(args) -> int:
     from .gallery import run_gallery
 
-    # run_gallery checks the output (an input, a file inside --data, an existing file) before any work
+    # run_gallery checks the output (an input, a file inside --data or --reference-from, an existing file)
+    # and the --reference-from folder before any work
     run_gallery(out=args.output, data=args.data, split=args.split, checkpoint=args.checkpoint,
-                progress=not args.no_progress, overwrite=args.overwrite)
+                progress=not args.no_progress, overwrite=args.overwrite, reference_from=args.reference_from)
     return 0
 
 
@@ -281,6 +282,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also one pair per class of this folder (Imagenette's root: uses --split); "
                    "default: the sample photos only")
     p.add_argument("--split", default="val", help="subfolder of --data to use when it exists (default: val)")
+    p.add_argument("--reference-from", metavar="FOLDER", default=None,
+                   help="also show each --data target (without --data: each sample target) a second time, with "
+                   "the reference the finder of sscn colorize --reference-from picks from this folder of colour "
+                   "photos, beside the fixed pair (default: none, the fixed pairs only)")
     p.add_argument("--checkpoint", default=None, help="a .pt checkpoint, or legacy: the model bundled before the semantic run (default: the bundled one)")
     p.add_argument("--overwrite", action="store_true", help="replace the figure if it exists (default: refuse)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")

@@ -1,7 +1,9 @@
 """Contextual loss (Mechrez et al. 2018) on the pre-stage encoder's features.
 
-He et al. 2018 (Deep Exemplar-based Colorization) train on pairs whose reference is another
-photo with a loss of this kind: the result should carry the reference's colours wherever
+Pairs whose reference is another photo need a loss that does not read the target's own
+colours: He et al. 2018 (Deep Exemplar-based Colorization) train them with a perceptual
+loss alone, no chrominance loss; Zhang et al. 2019 (Deep Exemplar-based Video Colorization)
+use this contextual loss, which asks the result to carry the reference's colours wherever
 its content matches, in whatever place. An L1 against the target's own colours cannot ask for that (it
 rewards colours the reference may not have), so the loss compares feature *sets*: each
 reference feature should have a close result feature, regardless of position. Here the

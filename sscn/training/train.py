@@ -489,7 +489,7 @@ class _Run:
         with autocast_for(device, cfg.precision):
             out = self.net(gray_l, ref_lab, labels, generator=generator)
         colour_weight = None
-        if same_class is not None and not cfg.same_class_colour_losses:  # He et al. 2018's pairs: contextual only
+        if same_class is not None and not cfg.same_class_colour_losses:  # no colour loss on them (He et al. 2018): contextual only
             colour_weight = (~same_class[1]).to(device, torch.float32)
         total, terms = sscn_loss(out, ab, labels, self.weights, colour_weight=colour_weight)
         if cfg.w_cx > 0:
