@@ -159,6 +159,17 @@ def test_a_new_repository_is_one_setting_and_keeps_the_stored_outputs(tmp_path, 
     assert [c.outputs for c in cells(tmp_path / path.name) if c.cell_type == "code"] == before
 
 
+def test_a_text_only_build_of_an_unchanged_source_changes_no_byte(tmp_path):
+    """``--text-only`` keeps the stored notebook's outputs and its kernel's language_info: with
+    the source unchanged the notebook comes back byte for byte, so a text edit's diff is only that edit."""
+    import shutil
+
+    path = NOTEBOOKS[0]
+    shutil.copy(path, tmp_path / path.name)
+    build_notebooks.refresh(ROOT / "notebooks" / "src" / (path.stem + ".py"), tmp_path)
+    assert (tmp_path / path.name).read_bytes() == path.read_bytes()
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_no_placeholder_is_left(path):
     for cell in cells(path):

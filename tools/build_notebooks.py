@@ -233,7 +233,8 @@ def refresh(src: Path, out_dir: Path = OUT) -> Path:
     """
     target = out_dir / (src.stem + ".ipynb")
     stored: dict[str, list] = {}
-    for cell in nbformat.read(target, as_version=4).cells:
+    old = nbformat.read(target, as_version=4)
+    for cell in old.cells:
         if cell.cell_type == "code":
             # a new REPOSITORY changes the install line's text, not what the cell printed
             stored.setdefault(with_repository(cell.source), []).append(cell.outputs)
@@ -245,6 +246,8 @@ def refresh(src: Path, out_dir: Path = OUT) -> Path:
                                  f"rebuild it: python tools/build_notebooks.py {src.name[:2]}\n{cell.source[:300]}")
             cell.outputs = stored[cell.source].pop(0)
             cell.execution_count = None
+    if "language_info" in old.metadata:  # what the kernel of the stored run reported, not only its name
+        nb.metadata["language_info"] = old.metadata["language_info"]
     nbformat.write(clean(nb), target)
     return target
 
