@@ -223,14 +223,25 @@ print("the network beats copy:", min(scores["sparse"], scores["dense"]) > scores
 # - **self-augmentation**: making the reference from the target itself (TPS warp, random
 #   rotation RR, random crop RC), so the right answer, the target's own colours, is
 #   known: for training pairs and for the evaluation (notebooks 02, 08).
+# - **RR (random rotation)**: a self-augmented reference: the photo turned about its centre
+#   by a seeded random angle of up to 30 degrees, corners filled by reflection (notebooks
+#   02, 08).
+# - **RC (random crop)**: a self-augmented reference: a seeded random window of 50-100 % of
+#   the photo's side, enlarged back to full size (notebooks 02, 08).
 # - **AdaIN (adaptive instance normalisation)**: give each feature channel the mean and
 #   standard deviation a style vector asks for, keeping its spatial pattern; the coarse
 #   stage paints with it (notebook 03).
+# - **style vector**: $y = (y_s, y_b)$, one scale and one bias per channel of each AdaIN
+#   layer, computed by the style MLP from the reference's deepest features; the only way
+#   the reference reaches the coarse stage (notebook 03).
 # - **GCT, coarse stage**: the global colour transfer that paints the target in the
 #   reference's overall style, without looking at where its colours are (notebook 03).
 # - **CAM (class activation map)**: for a classifier with global average pooling, the
 #   map $\sum_k w_{c,k} f_k(x, y)$ whose mean is the class score; SSCN uses it to rank the
 #   reference's positions (notebook 04).
+# - **linear probe**: a fresh linear layer trained on **frozen** features, to see what they
+#   already hold; notebook 04 trains one as a CAM classifier on the encoder's level-5
+#   features.
 # - **token**: the feature vector of one position of the $H/4 \times W/4$ grid (levels
 #   1-4 of the encoder, resized and joined); attention compares tokens (notebook 05).
 # - **semantic-sparse attention**: attention over only k top-CAM and r random reference
@@ -242,15 +253,28 @@ print("the network beats copy:", min(scores["sparse"], scores["dense"]) > scores
 # - **temperature**: the number that divides the similarities before the softmax of the
 #   attention; small makes each target token pick one reference token, large averages
 #   many. Here it is learned (notebook 05).
+# - **histogram head**: the 1 x 1 convolution on the token grid that gives Q logits per
+#   position, a distribution over the ab bins, which the histogram loss trains (notebook 05).
 # - **pre-stage**: training the reference encoder as an image classifier first, so that its
 #   CAM marks the object, then training SSCN on it; the bundled model's encoder is one,
 #   frozen (notebook 04, the model card).
 # - **legacy model**: the checkpoint bundled before the semantic one, trained from scratch
 #   without a pre-stage; `load_model("legacy")` or `--checkpoint legacy` loads it for
 #   comparison (notebook 04).
+# - **object region**: the top quarter (at or above the 75th percentile) of the true class's
+#   CAM on the ground-truth photo, under a **judge**: the pre-stage classifier
+#   (`sscn pretrain`, its level-5 head). It tests whether top-CAM tokens colour the object
+#   better than random ones; the judge is independent for the legacy model, not for the
+#   bundled one, whose encoder and CAM come from it (notebook 04, `sscn.evaluation.semantics`).
 # - **soft-encoding**: spreading one pixel's ab over its nearest bins with Gaussian
 #   weights (sigma 5) instead of putting it all in one bin; the target of the histogram
 #   loss. Zhang et al. 2016 use the 5 nearest bins, this package 10 (notebook 01).
+# - **smooth-L1, Huber loss**: a per-value loss, quadratic below a threshold and linear
+#   above it. The paper's Formula 4 is the Huber loss; this package uses PyTorch's
+#   smooth-L1 with $\beta$ = one ab unit, the Huber loss divided by $\beta$, on the coarse
+#   and the fine ab (notebook 06).
+# - **total variation (TV)**: the mean absolute difference between neighbouring values of
+#   the fine ab, down and across; penalising it smooths noise (notebook 06).
 # - **histogram loss**: the cross-entropy between the predicted distribution over the ab
 #   bins and the soft-encoded ground truth (paper, Formula 5; notebook 06).
 # - **contextual loss**: a loss that asks whether the result's features find close
@@ -259,6 +283,11 @@ print("the network beats copy:", min(scores["sparse"], scores["dense"]) > scores
 # - **same-class pairs**: a target and a different photo of its own class as the
 #   reference, chosen by a fixed gray-image rule; the benchmark for real references
 #   (notebook 08).
+# - **reference finder**: `sscn colorize TARGET --reference-from FOLDER` picks the reference
+#   itself: it ranks the folder's colour photos by two similarities of their gray versions
+#   to the target's, of meaning (the pre-stage encoder's pooled features) and of
+#   luminance (the same-class pair rule's gray descriptor), after He et al. 2018
+#   (`sscn/apps/finder.py`).
 # - **colourfulness**: Hasler and Suesstrunk's measure of how colourful a picture is
 #   (0 for gray); a washed-out result scores low (notebook 08).
 # - **palette similarity**: how much of the reference's palette (its histogram over the ab

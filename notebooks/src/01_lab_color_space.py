@@ -279,10 +279,10 @@ for name, q in counts.items():
 # - **The package's definition**, a bin is some sRGB colour's nearest centre, gives
 #   **261**. The 64-step lattice of the cube the package samples hits exactly the same
 #   cells as all 16.7 million 8-bit colours; the continuous cube reaches one more,
-#   (20, -80), through a sliver of blues about 0.002 wide in green that no 8-bit colour
-#   falls into.
-# - Binning by the lower-left corner (floor) gives 265 (268 over every 8-bit colour);
-#   keeping only centres that are themselves colours at some L gives 229; centres inside
+#   (20, -80), through a thin sliver of blues that no 8-bit colour falls into (checked by
+#   `tests/test_bins.py::test_lattice_density_moves_only_the_blue_sliver`).
+# - Binning by the lower-left corner (floor) gives 265; keeping only centres that are
+#   themselves colours at some L gives 229; centres inside
 #   the convex hull of the gamut 233; adding every hit cell's 4 or 8 neighbours 323 and
 #   347. None of these is 313, and a denser colour sampling moves them by a few bins, not
 #   to 313.
@@ -290,10 +290,10 @@ for name, q in counts.items():
 #   hull of the sRGB gamut's ab projection (the dashed outline above). Equivalently: a
 #   centre is kept when the 20 x 20 square around it meets the hull. Compared point by
 #   point with the file, this gives *the same 313 centres*, not just the same count
-#   (`tests/test_bins.py` stores the file's columns and checks it). The nearest rejected
-#   centre misses by 0.09 ab units, and even the hull of an 8 x 8 x 8 lattice gives the
-#   same set, so the match is not a fluke of sampling. The file's name, "points in hull",
-#   fits. We cannot know that Zhang et al. computed it this way; it is the one definition
+#   (`tests/test_bins.py` stores the file's columns and checks it). Even the hull of an
+#   8 x 8 x 8 lattice gives the same set (checked by
+#   `tests/test_bins.py::test_hull_bins_are_zhang_et_al_313`), so the match is not a fluke
+#   of sampling. The file's name, "points in hull", fits. We cannot know that Zhang et al. computed it this way; it is the one definition
 #   we tried that reproduces their set exactly.
 #
 # The 313 set is the package's 261 plus a ring of 52 bins just outside the gamut, which no

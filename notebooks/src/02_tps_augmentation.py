@@ -296,7 +296,9 @@ for kind in (*REFERENCE_KINDS, "tps_violent"):
 # (`B x N x 2` points) and on any device: it solves in float64 on the CPU and evaluates
 # the grid in float32 with one batched matrix product for all the distances. (The random
 # references evaluate it on every second pixel and interpolate between, which is four
-# times cheaper and at most 0.2 px off for a gentle warp; `tps_grid` itself is exact.)
+# times cheaper and at most 0.2 px off for a gentle warp (sscn/augment.py, the comment on
+# `REFERENCE_STRIDE`; `tests/test_augment.py::test_strided_grid_stays_close_to_the_exact_one`
+# checks a looser 0.5 px); `tps_grid` itself is exact.)
 # Check that the draft and the package agree, that zero displacement is the identity, and
 # that every control point lands on its target.
 

@@ -472,8 +472,10 @@ for row in (legacy_row, ours_row, judge_row):
 # colour the object at least as well as spending all $k + r$ on random tokens. The test
 # (`sscn.evaluation.semantics.measure`, the command `python -m sscn.apps.semantics`):
 #
-# 1. each photo gets the TPS reference of the evaluation protocol (notebook 08; the seed
-#    of photo $i$ is `item_seed(seed, i)`);
+# 1. each photo gets a seeded TPS reference, the one `ImageFolder(reference="tps")` gives
+#    it (the seed of photo $i$ is `item_seed(seed, i)`): the same kind of reference as the
+#    evaluation table's of notebook 08, but another draw, since that table seeds photo $i$
+#    with `cases.reference_seed(seed, i)`;
 # 2. the model colours it twice with the same seed: with $k = 64$ top-CAM and $r = 64$
 #    random tokens, and with $k = 0$ and $r = 128$ random tokens;
 # 3. the **object region** is the top quarter of the true class's CAM under a judge,
@@ -537,8 +539,9 @@ report(result, model_path.name)
 # the object (section 2), yet on the object they colour no better than random tokens,
 # even with a judge that shares the model's encoder and so favours it. On the whole image
 # they cost most of a decibel, since the background gets its colours from 64 random
-# tokens instead of 128. On all 1,500 validation photos (model card) it is the same:
-# CAM top-1 81.3 %, +0.07 dB on the object region, -0.71 dB on the whole image. For comparison,
+# tokens instead of 128. On all 1,500 validation photos (model card) it is much the same:
+# CAM top-1 81.3 %, a near tie on the object region (+0.07 dB, against -0.01 dB here) and
+# a loss on the whole image (-0.71 dB). For comparison,
 # the legacy model on all 1,500 validation photos (its model card): CAM top-1 25.5 %, and
 # its top-CAM tokens cost 0.91 dB against random ones on the whole image and on the object
 # region (that one judged by an earlier, 9-epoch pre-stage). Exercise 4.3 runs it on the

@@ -240,9 +240,10 @@ print(f"loss on this batch: {total.item():.3f} before the step, {after.item():.3
 # gradient alone does not stop the head learning (exercise 7.1 sees its loss fall); what
 # does is the encoder the two share: trained end to end, its features follow the colour
 # terms, weighted 100 each against 0.1 for classification, and the CAM reads features that
-# were never asked to separate classes. That is notebook 04's finding seen from the training
-# side, and the reason for the pre-stage: train the reference encoder as a classifier first
-# (the bundled recipe then keeps it frozen, section 5).
+# were never asked to separate classes (notebook 04; the legacy model card). That is
+# notebook 04's finding seen from the training side, and the reason for the pre-stage:
+# train the reference encoder as a classifier first (the bundled recipe then keeps it
+# frozen, section 5).
 
 # %%
 # NBVAL_CHECK_OUTPUT
@@ -414,17 +415,19 @@ print(f"loss {metrics['first_loss']:.3f} -> {metrics['last_loss']:.3f}; "
 # ```
 #
 # With the notebook's defaults it starts from the shipped pre-stage, frozen (the
-# pre-stage's encoders work at 64 px too). It was measured before the pre-stage existed,
-# from scratch with the legacy layout (add `-p encoder_from "" -p freeze_encoder False
-# -p encoder_norm none -p style_level 5` to run that again), on this project's 2-core CPU
-# while a training run and other tests shared it: the run stopped itself after its 20
-# minutes at step 192 (about 1.3 images per second, validations included), the loss fell
-# from 31.1 to 21.2 and the validation PSNR rose from 22.66 dB at step 50 to 23.03 at
-# step 100 and 23.34 at step 150, still climbing; the whole papermill run, with start-up,
-# preloading the 4,000 photos and the cells after training, took 27 minutes. That is the
-# start of learning, not a usable model: on an otherwise idle machine the same CPU trains
-# several times faster (`benchmarks/README.md`), and
-# `docs/training/cpu64_papermill_run.json` keeps this run's record.
+# pre-stage's encoders work at 64 px too), and only the rest of the network learns. Run
+# this way on this project's 2-core CPU (AMD EPYC, AVX-512 BF16, no AMX; bf16 autocast),
+# otherwise idle, it stopped itself after its 20 minutes at step 7,636 (51 images per
+# second, validations included); the loss fell from 31.4 to 14.6 and the validation PSNR
+# (50 photos of `imagenette-144/val`, never trained on) rose from 22.75 dB at step 50 to
+# 27.53 at step 1,000, 28.52 at step 5,000 and 28.66 at the end, nearly flat by then; the
+# whole papermill run took 21 minutes. A 64 px network that has seen a small fraction of
+# the recipe's pairs, not a usable model, but the frozen pre-stage makes each step cheap.
+# `docs/training/cpu64_papermill_run.json` keeps this run's record. The same command from
+# scratch in the legacy layout (add `-p encoder_from "" -p freeze_encoder False -p
+# encoder_norm none -p style_level 5`), measured earlier while a training run shared the
+# CPU, managed 192 steps in its 20 minutes (1.3 images per second) and 23.34 dB at step
+# 150 (`docs/training/legacy_cpu64_papermill_run.json`).
 #
 # The executed copy (`runs/07_sscn.ipynb`) keeps the curves and the colorizations, and
 # `runs/sscn/metrics.json` the numbers. Run the same command again after an interruption

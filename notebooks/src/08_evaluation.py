@@ -179,7 +179,7 @@ plt.show()
 # ## 3. The network
 #
 # With `checkpoint = ""` the bundled checkpoint is used: the network trained for this
-# course (its [model card](https://github.com/sscn-course/sscn/blob/main/sscn/checkpoints/MODEL_CARD.md) gives the run).
+# course (its model card, `sscn/checkpoints/MODEL_CARD.md`, gives the run).
 # `checkpoint = "untrained"` builds the same network with random weights, which is what
 # a colorization network scores before it has learned anything (exercise 8.1).
 

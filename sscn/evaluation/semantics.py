@@ -1,7 +1,9 @@
 """Does the CAM earn its tokens? The measurements of the semantic-encoder issue.
 
-For a checkpoint and a folder of labelled photos (``imagenette-144/val``), with the TPS
-reference of the evaluation protocol (``ImageFolder(reference="tps", seed)``):
+For a checkpoint and a folder of labelled photos (``imagenette-144/val``), with a seeded
+TPS reference per photo (``ImageFolder(reference="tps", seed)``, seeds ``item_seed``: the
+evaluation table's kind of reference, another draw than ``sscn evaluate``'s
+``cases.reference_seed``):
 
 - **CAM top-1**: the share of photos whose reference the network's own CAM classifier
   assigns to the right class (inference ranks tokens by the *predicted* class's CAM);
