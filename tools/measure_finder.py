@@ -70,10 +70,10 @@ def finder_pairs(folder: Path, pretrained: str, meaning_weight: float | None = N
     finder = ReferenceFinder(folder, pretrained=pretrained, progress=progress)
     score, _, luminance = finder.scores(finder.meaning, finder.luminance, meaning_weight)
     distance = 1.0 - luminance  # the pair rule's descriptor distance
-    digests = finder.digests
-    same = torch.tensor([[a == b for b in digests] for a in digests])
-    score = score.masked_fill(same | (distance < NEAR_DUPLICATE) | torch.eye(len(digests), dtype=torch.bool),
-                              -float("inf"))
+    ids = {digest: n for n, digest in enumerate(dict.fromkeys(finder.digests))}
+    content = torch.tensor([ids[digest] for digest in finder.digests])
+    same = content[:, None] == content[None, :]  # byte-identical files, the photo itself included
+    score = score.masked_fill(same | (distance < NEAR_DUPLICATE), -float("inf"))
     best = score.argmax(dim=1).tolist()
     keys = [p.relative_to(folder).as_posix() for p in finder.paths]
     classes = [p.parent.name for p in finder.paths]

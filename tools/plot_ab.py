@@ -44,6 +44,22 @@ def meets(run: tuple[float, float, float], floors: tuple[float, float, float]) -
     return all(value >= floor for value, floor in zip(run, floors))
 
 
+def shade_bar(ax, corner: tuple[float, float], y_pad: float, lines: bool = False) -> None:
+    """Shade the quarter above and right of ``corner`` (where the bar is met), widened so it shows;
+    ``lines``: also draw the corner's two floors; then the grid and the legend."""
+    cx, cy = corner
+    ax.margins(0.15)
+    (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
+    x1, y1 = max(x1, cx + 0.1), max(y1, cy + y_pad)
+    if lines:
+        ax.axvline(cx, color="tab:green", lw=1, ls="--")
+        ax.axhline(cy, color="tab:green", lw=1, ls="--")
+    ax.fill_between([cx, x1], cy, y1, color="tab:green", alpha=0.1, label="where the bar is met")
+    ax.set(xlim=(x0, x1), ylim=(y0, y1))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+
+
 def plot_absolute(runs, floors, baseline, output) -> None:
     """The two panels with the scores themselves and the floors of an absolute bar."""
     tps_floor, same_floor, palette_floor = floors
@@ -60,16 +76,8 @@ def plot_absolute(runs, floors, baseline, output) -> None:
                 title="same-class PSNR against TPS")
     ax_palette.set(xlabel="same-class PSNR, dense (dB)", ylabel="palette similarity with the reference",
                    title="same-class PSNR against palette")
-    for ax, (cx, cy) in ((ax_cost, (tps_floor, same_floor)), (ax_palette, (same_floor, palette_floor))):
-        ax.margins(0.15)
-        (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
-        x1, y1 = max(x1, cx + 0.1), max(y1, cy + 0.005)
-        ax.axvline(cx, color="tab:green", lw=1, ls="--")
-        ax.axhline(cy, color="tab:green", lw=1, ls="--")
-        ax.fill_between([cx, x1], cy, y1, color="tab:green", alpha=0.1, label="where the bar is met")
-        ax.set(xlim=(x0, x1), ylim=(y0, y1))
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+    for ax, corner in ((ax_cost, (tps_floor, same_floor)), (ax_palette, (same_floor, palette_floor))):
+        shade_bar(ax, corner, 0.005, lines=True)
     fig.suptitle(f"fine-tuning recipes against the bar: TPS >= {tps_floor:.2f}, same class >= {same_floor:.2f} dB, "
                  f"palette >= {palette_floor:.3f} (val, all photos, 128 px)", fontsize=10)
     fig.tight_layout()
@@ -111,13 +119,7 @@ def main(argv: list[str] | None = None) -> None:
     ax_palette.set(xlabel="same-class PSNR change, dense (dB)", ylabel="palette similarity change",
                    title="same-class PSNR against palette")
     for ax, corner in ((ax_cost, (-TPS_COST, PSNR_GAIN)), (ax_palette, (PSNR_GAIN, 0.0))):
-        ax.margins(0.15)
-        (x0, x1), (y0, y1) = ax.get_xlim(), ax.get_ylim()
-        x1, y1 = max(x1, corner[0] + 0.1), max(y1, corner[1] + 0.01)
-        ax.fill_between([corner[0], x1], corner[1], y1, color="tab:green", alpha=0.1, label="where the bar is met")
-        ax.set(xlim=(x0, x1), ylim=(y0, y1))
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        shade_bar(ax, corner, 0.01)
     fig.suptitle(f"fine-tuning recipes against the control '{runs[0][0]}' (val, all photos, 128 px)", fontsize=10)
     fig.tight_layout()
     fig.savefig(args.output, dpi=80)

@@ -36,7 +36,7 @@ def attention_mode(args) -> bool | None:
     return None
 
 
-def _say(text: str) -> None:
+def say(text: str) -> None:
     """Print to stdout even when its encoding cannot show a file's name (it is escaped instead)."""
     encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
     print(text.encode(encoding, "backslashreplace").decode(encoding, "replace"))
@@ -103,7 +103,7 @@ def _colorize(args) -> int:
         save_image(result.rgb, out, overwrite=args.overwrite)
     work = watch.total() - watch.times["model"]
     threads = torch.get_num_threads()
-    _say(f"wrote {out} ({result.rgb.shape[2]} x {result.rgb.shape[1]}) in {work:.2f} s plus {watch.times['model']:.2f} s "
+    say(f"wrote {out} ({result.rgb.shape[2]} x {result.rgb.shape[1]}) in {work:.2f} s plus {watch.times['model']:.2f} s "
          f"to load the model, {threads} thread{'s' if threads > 1 else ''}: {watch.summary()}")
     return 0
 
@@ -118,9 +118,9 @@ def _choose_reference(args, out: Path) -> Path:
     if not Path(args.target).is_file():
         raise SSCNError(f"{args.target}: no such file; check the path")
     matches = ReferenceFinder(args.reference_from, pretrained=args.pretrained).rank(args.target, top=args.show_top)
-    _say(f"reference: {matches[0].describe()}")
+    say(f"reference: {matches[0].describe()}")
     for rank, match in enumerate(matches[1:], start=2):
-        _say(f"  then {rank}. {match.describe()}")
+        say(f"  then {rank}. {match.describe()}")
     check_output(out, [("target photo", args.target), ("reference photo", matches[0].path)], args.overwrite)
     return matches[0].path
 

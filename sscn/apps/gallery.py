@@ -231,6 +231,7 @@ def run_gallery(out="sscn-gallery.png", data=None, split: str = "val", checkpoin
     from ..models.checkpoint import bundled_checkpoint, checkpoint_path, load_model
     from ..io.photos import open_photos
     from ..io.files import check_output
+    from .cli import say  # a file name the console cannot show is escaped, as sscn colorize does
     from .viz import final_title
 
     figure_format(out)
@@ -268,7 +269,7 @@ def run_gallery(out="sscn-gallery.png", data=None, split: str = "val", checkpoin
             raise SSCNError("no pairs to show: this scikit-image has no sample photos; pass --data DIR")
         for row in shown:
             if "match" in row:
-                _say(f"{row['subject']}: the finder chose {row['match'].describe()}")
+                say(f"{row['subject']}: the finder chose {row['match'].describe()}")
         model = load_model(checkpoint)
         figure = gallery_figure(colorize_rows(model, rows, size), final=final_title(model, short=True))
         path = save_figure(figure, out, overwrite=overwrite, **checks)
@@ -277,10 +278,3 @@ def run_gallery(out="sscn-gallery.png", data=None, split: str = "val", checkpoin
     print(f"{len(shown)} pairs{found_by}; figure: {path}")
     return path
 
-
-def _say(text: str) -> None:
-    """Print even when stdout's encoding cannot show a file's name (it is escaped instead)."""
-    import sys
-
-    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
-    print(text.encode(encoding, "backslashreplace").decode(encoding, "replace"))
