@@ -16,6 +16,7 @@ from ..errors import SSCNError
 from ..evaluation.options import add_arguments as evaluate_arguments
 from ..training.config import PretrainConfig, TrainConfig, add_config_arguments, config_from_args
 from ..training.recipes import PRETRAIN, TRAIN
+from .console import say
 
 # nothing imported at the top imports torch: ``sscn --help`` and ``sscn CMD --help`` answer at once;
 # each command imports what it runs
@@ -34,12 +35,6 @@ def attention_mode(args) -> bool | None:
     if args.sparse or args.k is not None or args.r is not None:
         return False
     return None
-
-
-def say(text: str) -> None:
-    """Print to stdout even when its encoding cannot show a file's name (it is escaped instead)."""
-    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
-    print(text.encode(encoding, "backslashreplace").decode(encoding, "replace"))
 
 
 @contextlib.contextmanager

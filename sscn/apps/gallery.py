@@ -231,7 +231,7 @@ def run_gallery(out="sscn-gallery.png", data=None, split: str = "val", checkpoin
     from ..models.checkpoint import bundled_checkpoint, checkpoint_path, load_model
     from ..io.photos import open_photos
     from ..io.files import check_output
-    from .cli import say  # a file name the console cannot show is escaped, as sscn colorize does
+    from .console import say  # a file name the console cannot show is escaped, as sscn colorize does
     from .viz import final_title
 
     figure_format(out)
