@@ -461,8 +461,10 @@ print("the network beats gray on this pair:",
 # $N = (S/4)^2$ for an $S \times S$ image, memory grows as $S^4$. Sparse attention builds
 # $N \times (k + r)$, which grows as $S^2$ for fixed $k$ and $r$. We run the bundled
 # model's `Correspondence` on random tokens of each size, in one query chunk (the
-# textbook computation; the package splits the queries into chunks of 4,096 to cap
-# dense memory at large sizes), and record
+# textbook computation; the package splits the queries into chunks of 4,096, so that a
+# 256 x 256 image, the paper's crop, is one chunk ($N = 64^2 = 4{,}096$) and a dense chunk
+# at 512 px holds $4{,}096 \times 16{,}384$ logits, 256 MiB in float32, not the whole
+# 1 GiB), and record
 #
 # - the median time of a forward pass (after a warm-up run), and
 # - the peak memory of the tensors it creates: a `TorchFunctionMode` sees every tensor

@@ -73,14 +73,14 @@ import math
 import os
 import tempfile
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from IPython.display import clear_output, display
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler, default_collate
 
 from sscn.models.checkpoint import bundled_checkpoint, load_model, read_checkpoint
 from sscn.color import join_lab, lab_norm_to_rgb
@@ -173,25 +173,31 @@ print(f"training on {config.data_dir!r}: {config.steps} steps of {config.batch_s
 # %% [markdown]
 # ## 1. One training step, by hand
 #
-# `train()` repeats one step. Here it is, spelled out on a few photos of the training set:
-# each target is flipped at random and gets a TPS-warped copy of itself as the reference
-# (a share `violent_share` of them warped so violently that no semantic match is left,
-# so the network also learns to cope with a poor reference). Every random choice of the
-# step comes from one generator seeded by `(seed, step)` (`sscn.training.train.step_generator`):
-# the flips, the warps and the CAM's random tokens. First the forward pass and the loss
-# (Formula 6):
+# `train()` repeats one step. Here it is, spelled out on the batch that `train()` itself
+# draws first: the first `batch_size` photos of the training set in the order of epoch 0,
+# shuffled by `seed` (a `DistributedSampler`, which with one process is a seeded shuffle,
+# and with `torchrun` gives each process its share). Each target is flipped at random and
+# gets a TPS-warped copy of itself as the reference (a share `violent_share` of them warped
+# so violently that no semantic match is left, so the network also learns to cope with a
+# poor reference). Every random choice of the step comes from one generator seeded by
+# `(seed, step)` (`sscn.training.train.step_generator`): first the flips and the warps, then
+# the CAM's random tokens. First the forward pass and the loss (Formula 6):
 
 # %%
 train_set, val_set = datasets(config)
 print(f"{len(train_set)} training images in {len(train_set.classes)} classes, {len(val_set)} validation pairs")
-batch = next(iter(DataLoader(train_set, batch_size=min(4, config.batch_size))))
+sampler = DistributedSampler(train_set, num_replicas=1, rank=0, shuffle=True, seed=config.seed, drop_last=True)
+sampler.set_epoch(0)
+batch = default_collate([train_set[i] for i in list(sampler)[: config.batch_size]])
 cpu = torch.device("cpu")
-gray_l, ab, ref_lab, labels = make_batch(batch, cpu, step_generator(config.seed, 0), config.violent_share)
+generator = step_generator(config.seed, 0)
+gray_l, ab, ref_lab, labels = make_batch(batch, cpu, generator, config.violent_share)
+tokens_state = generator.get_state()  # where the random tokens start: kept to replay the forward pass
 again = make_batch(batch, cpu, step_generator(config.seed, 0), config.violent_share)
 
-torch.manual_seed(config.seed)
+torch.manual_seed(config.seed)  # the weights train() starts from (its _new_model seeds the same way)
 model = SSCN(config.model_config(len(train_set.classes)))
-out = model(gray_l, ref_lab, labels, generator=step_generator(config.seed, 0))
+out = model(gray_l, ref_lab, labels, generator=generator)
 weights = LossWeights()
 total, terms = sscn_loss(out, ab, labels, weights)
 for name, value in terms.items():
@@ -228,14 +234,16 @@ for name, part in parts.items():
 before = [p.detach().clone() for p in model.parameters()]
 optimizer.step()
 largest_move = max(float((p.detach() - b).abs().max()) for p, b in zip(model.parameters(), before))
+replay = torch.Generator()
+replay.set_state(tokens_state)  # the same random tokens as the forward pass above
 with torch.no_grad():
-    after, _ = sscn_loss(model(gray_l, ref_lab, labels, generator=step_generator(config.seed, 0)), ab, labels, weights)
+    after, _ = sscn_loss(model(gray_l, ref_lab, labels, generator=replay), ab, labels, weights)
 print(f"loss on this batch: {total.item():.3f} before the step, {after.item():.3f} after; "
       f"largest weight change {largest_move:.2e} (lr = {config.lr:g})")
 
 # %% [markdown]
-# Look at the gradient norms: the coarse stage gets <span class="out">212.987</span>, the CAM
-# classifier <span class="out">0.318</span>, hundreds of times less (this smoke network's
+# Look at the gradient norms: the coarse stage gets <span class="out">279.913</span>, the CAM
+# classifier <span class="out">0.174</span>, over a thousand times less (this smoke network's
 # numbers). Adam scales each weight's step by its own gradient history, so a small
 # gradient alone does not stop the head learning (exercise 7.1 sees its loss fall); what
 # does is the encoder the two share: trained end to end, its features follow the colour
@@ -279,6 +287,7 @@ print("Adam's first step moves no weight by more than lr (plus rounding):", larg
 #   above trains every part, as the smoke run does.
 #
 # The callback below redraws the curves as records arrive (at most every two seconds).
+# Then the check that the package's step is the one built by hand in section 1.
 
 # %%
 records = []
@@ -316,6 +325,32 @@ records = read_checkpoint(Path(config.out_dir) / "last.pt")["history"] or record
 draw()
 print(f"{summary['steps']} steps ({summary['steps_this_run']} in this run), stopped by {summary['stopped_by']}, "
       f"{summary['wall_s']:.0f} s on {summary['device']}")
+
+# %% [markdown]
+# Is `train()`'s step the one built by hand in section 1? A second run of a single step
+# starts from the same seeded weights and draws the same batch, flips, warps and tokens; if
+# its weights after that step equal the hand-built model's, the section 1 code is the
+# package's step. Four settings differ from the run above, none of them the step's maths:
+# the network is trained from scratch and whole (`encoder_from = ""`, not frozen), as in
+# section 1; in float32 (`precision`: on a CPU with native bf16 the default computes in
+# bf16, section 1 does not); with photos decoded at each step (`preload` keeps them in
+# float16) and in the default NCHW memory layout (`channels_last` reorders the sums of the
+# convolutions, which changes the last bits).
+
+# %%
+one = replace(config, out_dir=tempfile.mkdtemp(prefix="sscn-07-one-step-"), steps=1, encoder_from="",
+              freeze_encoder=False, init_from="", precision="float32", preload=False, channels_last=False,
+              val_images=1, log_every=1, ckpt_every=1, time_limit_min=0.0)
+one_step = train(one, progress=False)
+package = read_checkpoint(Path(one.out_dir) / "last.pt")["model"]
+
+# %%
+# NBVAL_CHECK_OUTPUT
+# the learned weights only: section 1's replayed forward pass moved the batch-norm running statistics again
+moved = max(float((package[name] - value.detach()).abs().max()) for name, value in model.named_parameters())
+print("train()'s first loss equals the hand-built step's:", math.isclose(one_step["first_loss"], total.item(), rel_tol=1e-5))
+print("after one step, every weight of train()'s model equals the hand-built one's (within lr / 1000):",
+      moved <= config.lr / 1000)
 
 # %% [markdown]
 # In the stored smoke run the total falls from 58.5 to 19.3 in 30 steps, and the
@@ -520,7 +555,9 @@ overfit_optimizer = torch.optim.Adam(overfit.parameters(), lr=1e-3)
 overfit_steps = 40 if SMOKE else 100
 history_one_batch = []
 for step in range(overfit_steps):
-    out_one = overfit(gray_l, ref_lab, labels, generator=step_generator(config.seed, 0))
+    tokens = torch.Generator()
+    tokens.set_state(tokens_state)  # section 1's random tokens at every step
+    out_one = overfit(gray_l, ref_lab, labels, generator=tokens)
     loss_one, terms_one = sscn_loss(out_one, ab, labels, weights)
     overfit_optimizer.zero_grad()
     loss_one.backward()
@@ -531,10 +568,14 @@ for name in first_one:
     print(f"{name:>6}: {first_one[name]:8.3f} -> {last_one[name]:8.3f} (weighted)")
 
 # %% [markdown] tags=["solution"]
-# In the stored run (40 steps on one batch of 4 photos) the total falls from 54.9 to 11.0.
-# The coarse smooth-L1 term falls most (37.6 to 3.9, weighted), the fine term from 11.2
-# to 4.0, the histogram term from 5.6 to 2.7, and the classifier's term from 0.21 to 0.06
-# (four photos are easy to tell apart). A loss that does not fall
+# In the stored run (40 steps on section 1's batch of 4 photos) the total falls from
+# <span class="out">44.471</span> (section 1's loss: the same weights, batch and tokens) to
+# <span class="out">5.554</span>. The coarse smooth-L1 term falls most
+# (<span class="out">29.966</span> to <span class="out">1.929</span>, weighted), the fine term
+# from <span class="out">8.469</span> to <span class="out">1.528</span>, the histogram term from
+# <span class="out">5.544</span> to <span class="out">1.952</span>, and the classifier's term
+# from <span class="out">0.197</span> to <span class="out">0.043</span> (four photos are easy
+# to tell apart). A loss that does not fall
 # on a single batch points to a bug (a detached tensor, a wrong target, a learning rate
 # of zero); a loss that falls this fast on one batch says nothing about new photos,
 # which is what the validation PSNR measures.

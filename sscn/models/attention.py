@@ -81,6 +81,8 @@ class Correspondence(nn.Module):
         # a floor on the temperature keeps the softmax from collapsing to one token
         return 1 / self.log_temperature.exp().clamp(min=1e-3)
 
+    # 4,096 queries: the paper's 256 px crop (N = 64^2) is one chunk; a dense chunk at 512 px
+    # holds 4,096 x 16,384 float32 logits (256 MiB) instead of the whole 1 GiB matrix
     def forward(self, query, key, ref_ab, indices=None, chunk_size: int = 4096, return_attention: bool = False):
         if indices is not None:
             key, ref_ab = gather_tokens(key, indices), gather_tokens(ref_ab, indices)
