@@ -193,6 +193,13 @@ cpu = torch.device("cpu")
 generator = step_generator(config.seed, 0)
 gray_l, ab, ref_lab, labels = make_batch(batch, cpu, generator, config.violent_share)
 tokens_state = generator.get_state()  # where the random tokens start: kept to replay the forward pass
+
+
+def replay_tokens() -> torch.Generator:
+    """A generator where this step's random tokens start: the forward pass's tokens again."""
+    return torch.Generator().set_state(tokens_state)
+
+
 again = make_batch(batch, cpu, step_generator(config.seed, 0), config.violent_share)
 
 torch.manual_seed(config.seed)  # the weights train() starts from (its _new_model seeds the same way)
@@ -234,10 +241,8 @@ for name, part in parts.items():
 before = [p.detach().clone() for p in model.parameters()]
 optimizer.step()
 largest_move = max(float((p.detach() - b).abs().max()) for p, b in zip(model.parameters(), before))
-replay = torch.Generator()
-replay.set_state(tokens_state)  # the same random tokens as the forward pass above
 with torch.no_grad():
-    after, _ = sscn_loss(model(gray_l, ref_lab, labels, generator=replay), ab, labels, weights)
+    after, _ = sscn_loss(model(gray_l, ref_lab, labels, generator=replay_tokens()), ab, labels, weights)
 print(f"loss on this batch: {total.item():.3f} before the step, {after.item():.3f} after; "
       f"largest weight change {largest_move:.2e} (lr = {config.lr:g})")
 
@@ -555,9 +560,7 @@ overfit_optimizer = torch.optim.Adam(overfit.parameters(), lr=1e-3)
 overfit_steps = 40 if SMOKE else 100
 history_one_batch = []
 for step in range(overfit_steps):
-    tokens = torch.Generator()
-    tokens.set_state(tokens_state)  # section 1's random tokens at every step
-    out_one = overfit(gray_l, ref_lab, labels, generator=tokens)
+    out_one = overfit(gray_l, ref_lab, labels, generator=replay_tokens())  # section 1's tokens at every step
     loss_one, terms_one = sscn_loss(out_one, ab, labels, weights)
     overfit_optimizer.zero_grad()
     loss_one.backward()
